@@ -1,0 +1,5 @@
+import sys
+
+from vsml_bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""The ``vsml-bench`` command line.
+
+Each command group lives beside the code it drives, in a module exposing
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches, so that
+``vsml-bench --help`` stays fast and a broken optional part cannot break the others.
+User mistakes (:class:`vsml_bench.errors.UserError` and its subclasses) print one sentence
+and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vsml_bench.errors import UserError
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("vsml_bench.demo", "run the built-in learners on the offline suite and rank them"),
+    "data": ("vsml_bench.data.cli", "list, verify and fetch datasets"),
+    "envs": ("vsml_bench.envs.cli", "list the registered environment IDs"),
+    "learners": ("vsml_bench.agents.cli", "list the registered learners"),
+    "train": ("vsml_bench.agents.meta.cli", "meta-train a learner"),
+    "plot": ("vsml_bench.agents.meta.plot", "plot the curves of a training run"),
+    "evaluate": ("vsml_bench.leaderboard.cli_evaluate", "score a learner on a suite"),
+    "submit": ("vsml_bench.leaderboard.cli_submit", "validate a results file and add it"),
+    "verify": ("vsml_bench.leaderboard.cli_verify", "re-run streams of a results file"),
+    "leaderboard": ("vsml_bench.leaderboard.cli_render", "render the leaderboard table and page"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    from vsml_bench import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="vsml-bench",
+        description="A benchmark for learned learning algorithms.",
+    )
+    parser.add_argument("--version", action="version", version=f"vsml-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    modules: dict[str, object] = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(command)
+        modules[name] = module
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except UserError as error:
+        print(f"vsml-bench {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vsml-bench {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
