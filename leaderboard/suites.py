@@ -1,0 +1,166 @@
+"""Versioned evaluation suites: which tasks a learner is scored on, how many streams, which seeds.
+
+A suite is frozen once published: changing a task, its kwargs, the number of streams, the stream
+length or a seed changes the numbers, so it needs a new suite ID (``offline-v1``...). Every task
+runs ``n_streams`` independent streams (each a fresh task sample: class subset, label
+permutation, projection... as the env defines it) from ``jax.random.key(seed)``.
+
+* ``offline-v0``: datasets that need no files (scikit-learn's bundled sets and synthetic ones).
+* ``ood-v0``: the VSML paper's meta-test family: MNIST-like sets, natural images, Omniglot,
+  and the synthetic tasks. Tasks whose files are absent are recorded "not run: data missing".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from vsml_bench.errors import UserError
+
+#: Datasets that ship with the package (no files needed).
+EMBEDDED_DATASETS = frozenset({"digits", "iris", "wine", "breast_cancer", "sum_sign", "random"})
+
+#: Dataset name -> the part of its env ID after ``Online``.
+ENV_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "digits": "Digits",
+        "iris": "Iris",
+        "wine": "Wine",
+        "breast_cancer": "BreastCancer",
+        "sum_sign": "SumSign",
+        "random": "Random",
+        "mnist": "MNIST",
+        "fashion_mnist": "FashionMNIST",
+        "kmnist": "KMNIST",
+        "emnist": "EMNIST",
+        "cifar10": "CIFAR10",
+        "svhn": "SVHN",
+        "notmnist": "NotMNIST",
+        "omniglot": "Omniglot",
+        "cifar10_jpeg": "CIFAR10JPEG",
+    }
+)
+
+
+class UnknownSuite(UserError):
+    """A suite ID that is not defined."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a suite: an env ID with kwargs, run for ``n_streams`` streams from ``seed``."""
+
+    task_id: str
+    dataset: str
+    env_id: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    n_streams: int = 64
+    stream_length: int = 500
+    seed: int = 0
+
+    def make_kwargs(self) -> dict[str, Any]:
+        """The kwargs passed to ``vsml_bench.envs.make`` (the suite's, plus the stream length)."""
+        return {**self.env_kwargs, "stream_length": self.stream_length}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "dataset": self.dataset,
+            "env_id": self.env_id,
+            "env_kwargs": dict(self.env_kwargs),
+            "n_streams": self.n_streams,
+            "stream_length": self.stream_length,
+            "seed": self.seed,
+        }
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A versioned list of tasks. ``official`` is False for resized copies (e.g. the demo)."""
+
+    suite_id: str
+    description: str
+    tasks: tuple[Task, ...]
+    official: bool = True
+
+    def task(self, task_id: str) -> Task:
+        for task in self.tasks:
+            if task.task_id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of all task definitions (what makes numbers comparable)."""
+        text = json.dumps([t.to_json() for t in self.tasks], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def resized(self, n_streams: int | None = None, stream_length: int | None = None) -> Suite:
+        """A smaller, unofficial copy (same seeds) for demos and tests; never submittable."""
+        tasks = tuple(
+            replace(
+                t,
+                n_streams=n_streams or t.n_streams,
+                stream_length=stream_length or t.stream_length,
+            )
+            for t in self.tasks
+        )
+        return replace(self, tasks=tasks, official=False)
+
+
+def _task(dataset: str, seed: int, n_streams: int, stream_length: int, **kwargs: Any) -> Task:
+    return Task(
+        task_id=dataset,
+        dataset=dataset,
+        env_id=f"vsml_bench/Online{ENV_NAMES[dataset]}-v0",
+        env_kwargs=MappingProxyType(dict(kwargs)),
+        n_streams=n_streams,
+        stream_length=stream_length,
+        seed=seed,
+    )
+
+
+# Seeds are arbitrary but fixed; each task has its own so streams never coincide across tasks.
+_OFFLINE = ("digits", "iris", "wine", "breast_cancer", "sum_sign", "random")
+_OOD = (
+    "mnist",
+    "fashion_mnist",
+    "kmnist",
+    "emnist",
+    "cifar10",
+    "svhn",
+    "notmnist",
+    "omniglot",
+    "cifar10_jpeg",
+    "sum_sign",
+    "random",
+)
+
+SUITES: Mapping[str, Suite] = MappingProxyType(
+    {
+        "offline-v0": Suite(
+            "offline-v0",
+            "Embedded datasets (no files): sklearn digits, iris, wine, breast cancer, "
+            "sum-sign and random-label memorisation; 64 streams of 300 examples.",
+            tuple(_task(name, 1000 + i, 64, 300) for i, name in enumerate(_OFFLINE)),
+        ),
+        "ood-v0": Suite(
+            "ood-v0",
+            "The VSML meta-test family: MNIST-like sets, natural images, Omniglot, "
+            "and synthetic tasks; 64 streams of 500 examples from each test split.",
+            tuple(_task(name, 2000 + i, 64, 500) for i, name in enumerate(_OOD)),
+        ),
+    }
+)
+
+
+def get_suite(suite_id: str) -> Suite:
+    """The suite called ``suite_id``; raises :class:`UnknownSuite` naming the known IDs."""
+    try:
+        return SUITES[suite_id]
+    except KeyError:
+        known = ", ".join(sorted(SUITES))
+        raise UnknownSuite(f"unknown suite {suite_id!r}; choose one of: {known}") from None
