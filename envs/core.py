@@ -1,0 +1,322 @@
+"""The pure-JAX core shared by the classification-stream environments.
+
+A *task* is a seeded transformation of one dataset split: which dataset classes take part and
+which label each gets (class subset + label permutation), an optional Glorot-uniform input
+projection and an optional pixel permutation. An *episode* is a stream of ``T`` examples of one
+task. Both are sampled on device from a JAX key inside ``jit``: ``reset`` builds the whole stream
+at once (example indices, labels, transformed inputs), so ``step`` is a gather plus a few scalar
+ops. This is the hot path of meta-training, called millions of times.
+
+Stream semantics (DESIGN.md §3). At step ``t`` the observation is
+``{"x": x_t, "prev_label": r_{t-1}}`` where ``r_{t-1} = y_{t-1}`` if the label of step ``t-1`` is
+revealed and ``r_{t-1} = C`` ("none") otherwise, with ``r_{-1} = C``. The action predicts ``y_t``:
+
+* ``action_type="discrete"``: an integer ``a``; reward ``1[a = y_t]``.
+* ``action_type="logits"``: a vector ``z ∈ R^C``; reward ``log softmax(z)_{y_t}
+  = z_{y_t} - log Σ_c exp z_c`` (the negative online cross-entropy).
+
+Steps ``t < n_support`` (few-shot support steps) are not scored: reward 0, ``info["scored"]``
+False, and their label is revealed. Online streams have ``n_support = 0`` and reveal every
+label; few-shot query steps are scored and their labels are withheld. Episodes never terminate;
+they are truncated after ``T`` steps.
+
+Invalid actions (a class outside ``[0, C)``, non-finite logits) are scored as wrong, never
+crash the functional path, and raise ``info["invalid_action"]``. For logits the reward of an
+invalid action is :data:`INVALID_LOG_PROB`, the log-probability of a prediction that gave the
+true class probability ``1e-8``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from vsml_bench.agents.api import TaskSpec
+
+ACTION_TYPES = ("discrete", "logits")
+#: Reward of a non-finite logits action: ``log(1e-8)``, i.e. scored as a confident mistake.
+INVALID_LOG_PROB = float(np.log(1e-8))
+
+
+def _static(**kwargs: Any) -> Any:
+    """A dataclass field that is pytree metadata (static under ``jit``)."""
+    return field(metadata={"static": True}, **kwargs)
+
+
+@dataclass(frozen=True)
+class ClassificationParams:
+    """Data and static configuration of a classification-stream environment (a pytree).
+
+    Array fields are pytree leaves (on device, traced under ``jit``); the rest is hashable
+    metadata, so two params with different configurations compile separately.
+
+    Attributes:
+      x: ``[N, D]`` examples of the split, flattened after the make-time transforms (resize);
+        ``uint8`` or ``float32``. The model input is ``x * x_scale + x_shift``.
+      y: ``int32[N]`` dataset labels in ``0 .. n_dataset_classes - 1``.
+      class_index: ``int32[n_dataset_classes, M]``: row ``c`` lists the indices of the examples of
+        class ``c`` in its first ``class_count[c]`` entries (the rest is padding).
+      class_count: ``int32[n_dataset_classes]``.
+      dataset, split: where the data came from (provenance).
+      n_dataset_classes: classes of the split.
+      n_classes: ``C``, classes of a task (the action space).
+      stream_length: ``T``.
+      input_shape: shape of ``obs["x"]`` (``(D,)`` when flattened).
+      x_scale, x_shift: affine normalisation applied at ``reset`` (pixel scaling and dataset
+        statistics folded into one multiply-add).
+      projection: multiply inputs by a task's Glorot-uniform ``D x D`` matrix.
+      permute_labels: map task classes to labels in a random order (else in dataset order).
+      permute_pixels: permute the ``D`` input features with a task's random permutation.
+      action_type: ``"discrete"`` or ``"logits"``.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    class_index: jax.Array
+    class_count: jax.Array
+    dataset: str = _static()
+    split: str = _static()
+    n_dataset_classes: int = _static()
+    n_classes: int = _static()
+    stream_length: int = _static()
+    input_shape: tuple[int, ...] = _static()
+    x_scale: float = _static(default=1.0)
+    x_shift: float = _static(default=0.0)
+    projection: bool = _static(default=False)
+    permute_labels: bool = _static(default=True)
+    permute_pixels: bool = _static(default=False)
+    action_type: str = _static(default="discrete")
+
+    @property
+    def input_size(self) -> int:
+        return math.prod(self.input_shape)
+
+    @property
+    def n_support(self) -> int:
+        """Unscored steps at the start of an episode whose labels are revealed (0 online)."""
+        return 0
+
+    def replace(self, **changes: Any) -> ClassificationParams:
+        """A copy with some fields changed, e.g. ``params.replace(action_type="logits")``."""
+        return dataclasses.replace(self, **changes)
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Task:
+    """One sampled task (a pytree).
+
+    Attributes:
+      classes: ``int32[C]``: task label ``j`` is dataset class ``classes[j]``.
+      projection: ``float32[D, D]`` Glorot-uniform matrix ``W`` (inputs become ``x @ W``), or None.
+      pixel_permutation: ``int32[D]`` (inputs become ``x[perm]``, before the projection), or None.
+    """
+
+    classes: jax.Array
+    projection: jax.Array | None = None
+    pixel_permutation: jax.Array | None = None
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class EnvState:
+    """State of one episode (a pytree).
+
+    Attributes:
+      xs: ``float32[T, D]`` the transformed inputs of the whole stream.
+      labels: ``int32[T]`` their task labels.
+      t: index of the next example to predict.
+      prev_label: what ``obs["prev_label"]`` shows at step ``t``.
+      n_correct, n_scored: running counts over the scored steps so far.
+    """
+
+    xs: jax.Array
+    labels: jax.Array
+    t: jax.Array
+    prev_label: jax.Array
+    n_correct: jax.Array
+    n_scored: jax.Array
+
+
+def glorot_uniform_projection(key: jax.Array, size: int) -> jax.Array:
+    """A square Glorot-uniform matrix: ``W_ij ~ U(-a, a)`` with ``a = sqrt(6 / (D + D))``.
+
+    This keeps ``Var[(x @ W)_j] = Var[x] * D * a^2 / 3 = Var[x]``: projected inputs keep the
+    scale of the normalised inputs (the VSML task augmentation).
+    """
+    limit = math.sqrt(6.0 / (2 * size))
+    return jax.random.uniform(key, (size, size), jnp.float32, -limit, limit)
+
+
+def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool) -> jax.Array:
+    """The dataset classes of a task's labels ``0 .. n-1``: a uniformly random ``n``-subset.
+
+    With ``permute`` the subset is in random order (label permutation), else ascending, so that
+    ``n = n_dataset_classes, permute=False`` is the identity.
+    """
+    if n == n_dataset_classes and not permute:
+        return jnp.arange(n, dtype=jnp.int32)
+    chosen = jax.random.permutation(key, n_dataset_classes)[:n].astype(jnp.int32)
+    return chosen if permute else jnp.sort(chosen)
+
+
+class ClassificationEnv:
+    """Shared functional core of :class:`OnlineClassification` and :class:`FewShotClassification`.
+
+    Subclasses define :meth:`sample_indices` (which examples form the stream, with their labels).
+    All methods are pure functions of their arguments; the object holds no state.
+    """
+
+    name = "classification"
+
+    # ----------------------------------------------------------------- tasks and reset
+
+    def sample_task(self, key: jax.Array, params: ClassificationParams) -> Task:
+        """Sample a task: class subset + labels, projection and pixel permutation."""
+        k_classes, k_projection, k_pixels = jax.random.split(key, 3)
+        classes = sample_classes(
+            k_classes, params.n_dataset_classes, params.n_classes, params.permute_labels
+        )
+        d = params.input_size
+        projection = glorot_uniform_projection(k_projection, d) if params.projection else None
+        pixels = (
+            jax.random.permutation(k_pixels, d).astype(jnp.int32) if params.permute_pixels else None
+        )
+        return Task(classes=classes, projection=projection, pixel_permutation=pixels)
+
+    def sample_indices(
+        self, key: jax.Array, task: Task, params: ClassificationParams
+    ) -> tuple[jax.Array, jax.Array]:
+        """``(indices int32[T], labels int32[T])``: the stream's examples and their task labels."""
+        raise NotImplementedError
+
+    def transform_inputs(self, x: jax.Array, task: Task, params: ClassificationParams) -> jax.Array:
+        """Inputs ``[T, D]`` as the learner sees them: normalise, permute pixels, project."""
+        x = x.astype(jnp.float32) * jnp.float32(params.x_scale) + jnp.float32(params.x_shift)
+        if task.pixel_permutation is not None:
+            x = x[:, task.pixel_permutation]
+        if task.projection is not None:
+            x = jnp.dot(x, task.projection, precision=jax.lax.Precision.HIGHEST)
+        return x
+
+    def reset_to_task(
+        self, key: jax.Array, task: Task, params: ClassificationParams
+    ) -> tuple[dict[str, jax.Array], EnvState]:
+        """Start an episode of a given task; ``key`` only picks the examples and their order."""
+        indices, labels = self.sample_indices(key, task, params)
+        xs = self.transform_inputs(params.x[indices], task, params)
+        none = jnp.int32(params.n_classes)
+        zero = jnp.int32(0)
+        state = EnvState(
+            xs=xs, labels=labels, t=zero, prev_label=none, n_correct=zero, n_scored=zero
+        )
+        return self.get_obs(state, params), state
+
+    def split_key(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(task_key, order_key)``: the two halves of a reset key."""
+        task_key, order_key = jax.random.split(key)
+        return task_key, order_key
+
+    def reset(
+        self, key: jax.Array, params: ClassificationParams
+    ) -> tuple[dict[str, jax.Array], EnvState]:
+        """Sample a task and a stream of it: ``task_key, order_key = split(key)``."""
+        task_key, order_key = self.split_key(key)
+        return self.reset_to_task(order_key, self.sample_task(task_key, params), params)
+
+    # ---------------------------------------------------------------------- stepping
+
+    def get_obs(self, state: EnvState, params: ClassificationParams) -> dict[str, jax.Array]:
+        t = jnp.minimum(state.t, params.stream_length - 1)
+        x = jax.lax.dynamic_index_in_dim(state.xs, t, keepdims=False)
+        # Past the end there is no next example: show zeros (only the revealed label matters).
+        x = jnp.where(state.t < params.stream_length, x, 0.0)
+        return {"x": x.reshape(params.input_shape), "prev_label": state.prev_label}
+
+    def score(
+        self, action: jax.Array, label: jax.Array, params: ClassificationParams
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(reward, correct, valid)`` of one action against the true label (reward unmasked)."""
+        if params.action_type == "discrete":
+            action = jnp.asarray(action)
+            valid = (action >= 0) & (action < params.n_classes)
+            correct = valid & (action == label)
+            return correct.astype(jnp.float32), correct, valid
+        logits = jnp.asarray(action, jnp.float32)
+        valid = jnp.all(jnp.isfinite(logits))
+        log_prob = jax.nn.log_softmax(logits)[label]
+        correct = valid & (jnp.argmax(logits) == label)
+        reward = jnp.where(valid, log_prob, jnp.float32(INVALID_LOG_PROB))
+        return reward, correct, valid
+
+    def step(
+        self,
+        key: jax.Array,
+        state: EnvState,
+        action: jax.Array,
+        params: ClassificationParams,
+    ) -> tuple[dict[str, jax.Array], EnvState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
+        """Score the prediction of example ``t`` and show example ``t + 1``.
+
+        ``key`` is unused (the stream was fixed at reset); it is kept for the gymnax signature.
+        Stepping past the end is a no-op that scores nothing and returns ``truncated=True``.
+        """
+        del key
+        n_steps = params.stream_length
+        in_stream = state.t < n_steps
+        t = jnp.minimum(state.t, n_steps - 1)
+        label = state.labels[t]
+        reward, correct, valid = self.score(action, label, params)
+        scored = in_stream & (t >= params.n_support)
+        revealed = params.n_support == 0 or t < params.n_support
+        n_correct = state.n_correct + (scored & correct).astype(jnp.int32)
+        n_scored = state.n_scored + scored.astype(jnp.int32)
+        new_state = EnvState(
+            xs=state.xs,
+            labels=state.labels,
+            t=jnp.where(in_stream, state.t + 1, state.t),
+            prev_label=jnp.where(revealed, label, params.n_classes).astype(jnp.int32),
+            n_correct=n_correct,
+            n_scored=n_scored,
+        )
+        info = {
+            "label": label,
+            "scored": scored,
+            "correct": scored & correct,
+            "invalid_action": ~valid,
+            "accuracy": n_correct / jnp.maximum(n_scored, 1).astype(jnp.float32),
+        }
+        reward = jnp.where(scored, reward, 0.0).astype(jnp.float32)
+        terminated = jnp.bool_(False)
+        truncated = new_state.t >= n_steps
+        return self.get_obs(new_state, params), new_state, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------- descriptions
+
+    def task_spec(self, params: ClassificationParams) -> TaskSpec:
+        return TaskSpec(input_shape=tuple(params.input_shape), n_classes=params.n_classes)
+
+    def observation_space(self, params: ClassificationParams):  # -> gymnasium.spaces.Dict
+        from gymnasium import spaces
+
+        return spaces.Dict(
+            {
+                "x": spaces.Box(-np.inf, np.inf, tuple(params.input_shape), np.float32),
+                "prev_label": spaces.Discrete(params.n_classes + 1),
+            }
+        )
+
+    def action_space(self, params: ClassificationParams):  # -> gymnasium.spaces.Space
+        from gymnasium import spaces
+
+        if params.action_type == "discrete":
+            return spaces.Discrete(params.n_classes)
+        return spaces.Box(-np.inf, np.inf, (params.n_classes,), np.float32)
+
+    def num_actions(self, params: ClassificationParams) -> int:
+        return params.n_classes

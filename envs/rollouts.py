@@ -1,0 +1,100 @@
+"""``rollout``: run a JAX learner on ``n_streams`` episodes at once (the meta-training hot path).
+
+Keys. Stream ``i`` of ``rollout(..., key, n_streams)`` uses
+``env_key, learner_key = stream_keys(key, i) = jax.random.split(jax.random.fold_in(key, i))``:
+the env is reset with ``env.reset(env_key, env_params)`` and the learner starts from
+``learner.init(meta_params, learner_key, spec)``. A single stream can therefore be re-run alone,
+e.g. ``rollout(..., key, stream_ids=jnp.array([i]))``, or through the Gymnasium env with
+``env.reset(options={"key": env_key})``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from vsml_bench.agents.api import Learner
+from vsml_bench.envs.core import ClassificationParams
+from vsml_bench.envs.factory import env_for
+
+PyTree = Any
+
+
+class Rollout(NamedTuple):
+    """Per-step results of a rollout; every array is ``[S, T, ...]`` (streams, steps).
+
+    Attributes:
+      logits: ``float32[S, T, C]`` the learner's prediction for each example.
+      rewards: ``float32[S, T]`` the env's rewards (0 on unscored steps).
+      labels: ``int32[S, T]`` the true labels.
+      scored: ``bool[S, T]`` False on few-shot support steps.
+      correct: ``bool[S, T]`` scored and ``argmax(logits) == label``.
+    """
+
+    logits: jax.Array
+    rewards: jax.Array
+    labels: jax.Array
+    scored: jax.Array
+    correct: jax.Array
+
+
+def stream_keys(key: jax.Array, i: int | jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(env_key, learner_key)`` of stream ``i``: ``split(fold_in(key, i))``."""
+    env_key, learner_key = jax.random.split(jax.random.fold_in(key, i))
+    return env_key, learner_key
+
+
+def rollout(
+    env_params: ClassificationParams,
+    learner: Learner,
+    meta_params: PyTree,
+    key: jax.Array,
+    n_streams: int,
+    *,
+    stream_ids: jax.Array | None = None,
+) -> Rollout:
+    """Run ``learner`` online over ``n_streams`` episodes: ``vmap`` over streams, ``scan`` over time.
+
+    At each step the learner maps the observation to logits, and the env scores them: with
+    ``action_type="logits"`` the reward is ``log softmax(logits)[y_t]``; with ``"discrete"`` the
+    action is ``argmax(logits)`` and the reward ``1[argmax = y_t]``. Pure and ``jit``-able (pass
+    ``env_params`` as an argument rather than closing over it, so the dataset is not baked into
+    the program as a constant; ``learner`` and ``n_streams`` are static), and differentiable
+    with respect to ``meta_params`` through ``logits`` and the logits rewards.
+
+    Args:
+      env_params: from :func:`vsml_bench.envs.make`.
+      learner: a :class:`vsml_bench.agents.api.Learner`.
+      meta_params: the learner's meta-parameters.
+      key: stream ``i`` uses :func:`stream_keys` ``(key, i)``.
+      n_streams: ``S``; ignored when ``stream_ids`` is given.
+      stream_ids: optional ``int[S]`` stream numbers to run (e.g. to re-run stream 17 alone).
+
+    Returns:
+      A :class:`Rollout`.
+    """
+    env = env_for(env_params)
+    spec = env.task_spec(env_params)
+    ids = jnp.arange(n_streams) if stream_ids is None else jnp.asarray(stream_ids)
+    use_logits = env_params.action_type == "logits"
+
+    def one_stream(i: jax.Array) -> Rollout:
+        env_key, learner_key = stream_keys(key, i)
+        obs, env_state = env.reset(env_key, env_params)
+        learner_state = learner.init(meta_params, learner_key, spec)
+
+        def tick(carry, _):
+            obs, env_state, learner_state = carry
+            learner_state, logits = learner.step(meta_params, learner_state, obs)
+            action = logits if use_logits else jnp.argmax(logits).astype(jnp.int32)
+            obs, env_state, reward, _, _, info = env.step(env_key, env_state, action, env_params)
+            out = (logits, reward, info["label"], info["scored"], info["correct"])
+            return (obs, env_state, learner_state), out
+
+        _, (logits, rewards, labels, scored, correct) = jax.lax.scan(
+            tick, (obs, env_state, learner_state), None, length=env_params.stream_length
+        )
+        return Rollout(logits, rewards, labels, scored, correct)
+
+    return jax.vmap(one_stream)(ids)
