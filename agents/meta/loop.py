@@ -1,0 +1,306 @@
+"""The meta-training loop: optimiser steps, JSONL metrics, held-out evaluation, resumable checkpoints.
+
+A run lives in one folder::
+
+    out/config.json        the run's configuration (a resumed run must match it)
+    out/metrics.jsonl      one line per step {"step", "loss", ...}; eval lines {"step", "eval": {...}}
+    out/checkpoint.msgpack the latest state (see :mod:`.checkpoint`), written atomically
+    out/best.msgpack       the meta-parameters with the best held-out score so far
+
+Determinism: the key of step t is ``fold_in(step_key, t)`` where ``step_key`` comes from the
+seed, so a step is a pure function of (θ_t, optimiser state_t, seed, t). A run killed at any
+moment and resumed from its last checkpoint replays the lost steps exactly and ends with
+bit-identical meta-parameters to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from vsml_bench.agents.api import Learner, TaskSpec
+from vsml_bench.agents.meta import checkpoint as ckpt
+from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
+from vsml_bench.agents.meta.es import es_gradient, population_mesh
+from vsml_bench.agents.meta.objective import Objective
+
+from vsml_bench.errors import UserError
+
+PyTree = Any
+Evaluator = Callable[[PyTree], Mapping[str, jax.Array]]
+
+
+class RunError(UserError):
+    """A run folder is missing, incompatible or already used."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to meta-train (the optimiser side; the task side lives in :mod:`.tasks`).
+
+    Attributes:
+      method: ``"es"`` (antithetic evolution strategies) or ``"bptt"`` (backprop through streams).
+      steps: number of meta-optimiser steps.
+      seed: every random choice of the run flows from ``jax.random.key(seed)``.
+      learning_rate: Adam's learning rate.
+      n_pairs: ES antithetic pairs per step (population 2n; each pair on its own task).
+      sigma: ES noise scale σ.
+      rank_shaping: ES centred-rank fitness shaping.
+      n_tasks: BPTT tasks (streams) per step.
+      clip_norm: BPTT global-norm gradient clipping (None: off).
+      truncation: BPTT truncation length in steps (None: full backprop through the stream).
+      remat: BPTT rematerialisation of each learner step (``jax.checkpoint``).
+      eval_every: steps between held-out evaluations (0: only at the end).
+      checkpoint_every: steps between checkpoints (the last step is always saved).
+    """
+
+    method: str = "es"
+    steps: int = 1000
+    seed: int = 0
+    learning_rate: float = 0.025
+    n_pairs: int = 64
+    sigma: float = 0.05
+    rank_shaping: bool = False
+    n_tasks: int = 16
+    clip_norm: float | None = 1.0
+    truncation: int | None = None
+    remat: bool = True
+    eval_every: int = 100
+    checkpoint_every: int = 50
+
+    def __post_init__(self):
+        if self.method not in ("es", "bptt"):
+            raise UserError(f"unknown meta-optimiser {self.method!r}; use 'es' or 'bptt'")
+
+    def optimizer(self) -> optax.GradientTransformation:
+        if self.method == "es":
+            return optax.adam(self.learning_rate)
+        return bptt_optimizer(self.learning_rate, self.clip_norm)
+
+
+def make_step_fn(
+    config: TrainConfig,
+    objective: Objective,
+    optimizer: optax.GradientTransformation,
+    mesh=None,
+) -> Callable:
+    """``(θ, opt_state, key) -> (θ', opt_state', metrics)``, jitted: one meta-optimiser step."""
+
+    def step(meta_params, opt_state, key):
+        if config.method == "es":
+            estimate = es_gradient(
+                objective,
+                meta_params,
+                key,
+                n_pairs=config.n_pairs,
+                sigma=config.sigma,
+                rank_shaping=config.rank_shaping,
+                mesh=mesh,
+            )
+            loss, grad = estimate.loss, estimate.grad
+        else:
+            loss, grad = bptt_gradient(
+                objective, meta_params, key, n_tasks=config.n_tasks, mesh=mesh
+            )
+        updates, opt_state = optimizer.update(grad, opt_state, meta_params)
+        meta_params = optax.apply_updates(meta_params, updates)
+        return meta_params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grad)}
+
+    return jax.jit(step)
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(init_key, step_key, eval_key)`` of a run, all pure functions of the seed."""
+    init_key, step_key, eval_key = jax.random.split(jax.random.key(seed), 3)
+    return init_key, step_key, eval_key
+
+
+def _read_metrics(path: Path, upto_step: int) -> list[str]:
+    """Metric lines with ``step <= upto_step``; a line cut by a kill is dropped."""
+    if not path.exists():
+        return []
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("step", math.inf) <= upto_step:
+            kept.append(line)
+    return kept
+
+
+def _scalar(x) -> float:
+    return float(np.asarray(x))
+
+
+def train(
+    learner: Learner,
+    spec: TaskSpec,
+    objective: Objective,
+    config: TrainConfig,
+    out_dir: str | os.PathLike,
+    *,
+    evaluate: Evaluator | None = None,
+    resume: bool = False,
+    run_info: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Meta-train ``learner`` on ``objective``; write metrics and checkpoints under ``out_dir``.
+
+    Args:
+      learner: a learner with meta-parameters (already wrapped for BPTT if wanted).
+      spec: the task spec given to ``meta_init``.
+      objective: the training task distribution.
+      config: optimiser settings.
+      out_dir: the run folder (created; must be new unless ``resume``).
+      evaluate: ``θ -> {name: score}`` on held-out tasks (fixed tasks, so curves compare); the
+        mean of its values ranks checkpoints for ``best.msgpack``.
+      resume: continue from ``out_dir/checkpoint.msgpack``.
+      run_info: extra JSON facts stored in ``config.json`` (preset, learner config, ...).
+      progress: show a tqdm bar.
+      stop_after: stop (as if killed, after checkpointing) once this step is reached; for tests.
+
+    Returns:
+      ``{"meta_params", "step", "best_step", "best_score", "wall_time_s"}``.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    checkpoint_path = out / "checkpoint.msgpack"
+    config_record = {"train": asdict(config), **(run_info or {})}
+    is_writer = jax.process_index() == 0
+
+    if resume:
+        if not checkpoint_path.exists():
+            raise RunError(
+                f"there is no checkpoint to resume in {out}; start the run without --resume"
+            )
+        saved = json.loads((out / "config.json").read_text())
+        saved_train = {k: v for k, v in saved["train"].items() if k != "steps"}
+        if saved_train != {k: v for k, v in config_record["train"].items() if k != "steps"}:
+            raise RunError(
+                f"the run in {out} was started with a different configuration; "
+                "resume it with the same preset and seed, or use a new --out folder"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise RunError(
+            f"{out} already holds a run; pass --resume to continue it or pick a new --out"
+        )
+
+    init_key, step_key, _ = run_keys(config.seed)
+    meta_params = learner.meta_init(init_key, spec)
+    optimizer = config.optimizer()
+    opt_state = optimizer.init(meta_params)
+    state = {
+        "step": np.int64(0),
+        "key_data": np.asarray(jax.random.key_data(step_key)),
+        "meta_params": meta_params,
+        "opt_state": opt_state,
+        "best": {"step": np.int64(-1), "score": np.float64(-np.inf), "meta_params": meta_params},
+        "wall_time_s": np.float64(0.0),
+    }
+    if resume:
+        state = ckpt.load(checkpoint_path, state)
+        step_key = jax.random.wrap_key_data(jnp.asarray(state["key_data"]))
+        if is_writer:
+            lines = _read_metrics(out / "metrics.jsonl", int(state["step"]))
+            ckpt.atomic_write_text(out / "metrics.jsonl", "".join(f"{x}\n" for x in lines))
+    elif is_writer:
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.atomic_write_text(out / "config.json", json.dumps(config_record, indent=2) + "\n")
+
+    meta_params = jax.tree.map(jnp.asarray, state["meta_params"])
+    opt_state = jax.tree.map(jnp.asarray, state["opt_state"])
+    best = state["best"]
+    start = int(state["step"])
+    wall_before = float(state["wall_time_s"])
+    mesh = population_mesh() if jax.device_count() > 1 else None
+    step_fn = make_step_fn(config, objective, optimizer, mesh)
+    evaluate_fn = jax.jit(evaluate) if evaluate is not None else None
+
+    def save(step: int, wall: float) -> None:
+        if not is_writer:
+            return
+        ckpt.save(
+            checkpoint_path,
+            {
+                "step": np.int64(step),
+                "key_data": np.asarray(jax.random.key_data(step_key)),
+                "meta_params": meta_params,
+                "opt_state": opt_state,
+                "best": best,
+                "wall_time_s": np.float64(wall),
+            },
+        )
+
+    bar = tqdm(
+        total=config.steps,
+        initial=start,
+        unit="step",
+        disable=not progress or not is_writer,
+        dynamic_ncols=True,
+    )
+    t0 = time.perf_counter()
+    done = start
+    metrics_file = open(out / "metrics.jsonl", "a") if is_writer else None  # noqa: SIM115
+    try:
+        for t in range(start, config.steps):
+            meta_params, opt_state, metrics = step_fn(
+                meta_params, opt_state, jax.random.fold_in(step_key, t)
+            )
+            done = t + 1
+            wall = wall_before + time.perf_counter() - t0
+            record = {"step": done, **{k: _scalar(v) for k, v in metrics.items()}, "wall_s": wall}
+            if not math.isfinite(record["loss"]):
+                raise FloatingPointError(f"meta-loss is {record['loss']} at step {done}")
+            bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+            bar.update(1)
+            lines = [record]
+            last = done == config.steps
+            if evaluate_fn is not None and (
+                last or (config.eval_every and done % config.eval_every == 0)
+            ):
+                scores = {k: _scalar(v) for k, v in evaluate_fn(meta_params).items()}
+                score = float(np.mean(list(scores.values())))
+                lines.append({"step": done, "eval": scores, "eval_mean": score})
+                if score > float(best["score"]):
+                    best = {
+                        "step": np.int64(done),
+                        "score": np.float64(score),
+                        "meta_params": meta_params,
+                    }
+                    if is_writer:
+                        ckpt.save(out / "best.msgpack", meta_params)
+                bar.write(
+                    f"step {done}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+                )
+            if metrics_file is not None:
+                metrics_file.write("".join(json.dumps(x) + "\n" for x in lines))
+                metrics_file.flush()
+            if last or done % config.checkpoint_every == 0 or done == stop_after:
+                save(done, wall)
+            if done == stop_after:
+                break
+    finally:
+        bar.close()
+        if metrics_file is not None:
+            metrics_file.close()
+    return {
+        "meta_params": meta_params,
+        "step": done,
+        "best_step": int(best["step"]),
+        "best_score": float(best["score"]),
+        "wall_time_s": wall_before + time.perf_counter() - t0,
+    }
