@@ -60,14 +60,18 @@ class ChecksumMismatch(DataError):
       expected, actual: the two hex digests (``actual`` may describe why none could be computed).
     """
 
-    def __init__(self, path: str, kind: str, expected: str, actual: str):
+    def __init__(
+        self, path: str, kind: str, expected: str, actual: str, dataset: str | None = None
+    ):
         self.path = path
         self.kind = kind
         self.expected = expected
         self.actual = actual
+        self.dataset = dataset
+        fix = f"`vsml-bench data fetch {dataset}`" if dataset else "a fresh download"
         super().__init__(
             f"{path} failed verification: its {kind} is {actual} but {expected} was expected; "
-            "delete or replace the file (e.g. `vsml-bench data fetch NAME`)"
+            f"delete it and replace it with the published file (e.g. {fix})"
         )
 
 

@@ -157,7 +157,7 @@ def _resolve(
         paths = [store.locate(s, f, data_dir) for f in files]
         if all(p is not None for p in paths):
             for f, p in zip(files, paths, strict=True):
-                store.verify(p, f, progress=True)  # type: ignore[arg-type]
+                store.verify(p, f, progress=True, dataset=s.name)  # type: ignore[arg-type]
             return files, paths  # type: ignore[return-value]
     if download:
         names_ = next((a for a in alternatives if all(s.files[n].urls for n in a)), None)
@@ -168,7 +168,7 @@ def _resolve(
                 p = store.locate(s, f, data_dir)
                 if p is None:
                     p = store.download(f, store.cache_dir() / (s.folders or (s.name,))[0])
-                store.verify(p, f, progress=True)
+                store.verify(p, f, progress=True, dataset=s.name)
                 paths.append(p)
             return files, paths
     raise not_found(s, split, data_dir)
@@ -276,7 +276,7 @@ def status(
                     verified = True
                 elif verify:
                     try:
-                        store.verify(path, f, progress=True)
+                        store.verify(path, f, progress=True, dataset=s.name)
                         verified = True
                     except ChecksumMismatch as e:
                         verified, error = False, str(e)
@@ -296,7 +296,9 @@ def verify_dataset(name: str, data_dir: PathLike | None = None) -> dict[str, str
     for f in s.files.values():
         path = store.locate(s, f, data_dir)
         if path is not None:
-            checked[str(path)] = store.verify(path, f, progress=True, use_stamp=False)
+            checked[str(path)] = store.verify(
+                path, f, progress=True, use_stamp=False, dataset=s.name
+            )
     if s.files and not checked:
         raise not_found(s, s.default_split, data_dir)
     return checked

@@ -157,7 +157,15 @@ def is_verified(path: Path, file: FileSpec) -> bool:
         return False
 
 
-def verify(path: Path, file: FileSpec, *, progress: bool = False, use_stamp: bool = True) -> str:
+def verify(
+    path: Path,
+    file: FileSpec,
+    *,
+    progress: bool = False,
+    use_stamp: bool = True,
+    write_stamp: bool = True,
+    dataset: str | None = None,
+) -> str:
     """Check ``path`` against ``file``'s deciding checksum; return the digest.
 
     Raises :class:`ChecksumMismatch` naming the file and both digests. A successful check writes
@@ -176,13 +184,16 @@ def verify(path: Path, file: FileSpec, *, progress: bool = False, use_stamp: boo
             str(path),
             kind,
             expected,
-            f"uncomputable (the gzip stream is truncated or corrupt: {error})",
+            "unreadable (truncated or corrupt gzip data)",
+            dataset,
         ) from None
     finally:
         if bar is not None:
             bar.close()
     if actual != expected:
-        raise ChecksumMismatch(str(path), kind, expected, actual)
+        raise ChecksumMismatch(str(path), kind, expected, actual, dataset)
+    if not write_stamp:
+        return actual
     with contextlib.suppress(OSError):  # a read-only cache only costs speed
         _write_atomic(_stamp_path(path, file), f"{kind} {expected}\n".encode())
     return expected
@@ -269,7 +280,7 @@ def download(file: FileSpec, dest_dir: Path, *, progress: bool = True) -> Path:
                 finally:
                     if bar is not None:
                         bar.close()
-            verify(tmp, file, use_stamp=False)
+            verify(tmp, file, use_stamp=False, write_stamp=False)
             os.replace(tmp, final)
             return final
         except ChecksumMismatch as error:
