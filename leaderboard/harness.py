@@ -1,0 +1,497 @@
+"""The evaluation harness: run a learner on every task of a suite and write a results file.
+
+For each task the env is built with the suite's kwargs and ``n_streams`` streams are run from
+``jax.random.key(task.seed)``; stream ``i`` uses ``vsml_bench.envs.stream_keys(key, i)``, so
+any single stream can be re-run later (:func:`rerun_streams`, ``vsml-bench verify``).
+
+* JAX learners run through the jitted :func:`vsml_bench.envs.rollout` (``vmap`` over streams,
+  ``lax.scan`` over time).
+* Python learners (``learner.config["python"]`` true, e.g. from ``agents/adapter.py``) run
+  stream by stream through the Gymnasium env, seeded with the same per-stream keys.
+
+Per stream we keep the correctness of every scored prediction and the online cross-entropy
+:math:`\\frac1T\\sum_t -\\log\\mathrm{softmax}(z_t)_{y_t}` (a non-finite prediction counts as
+:math:`-\\log 10^{-8}`, the env's penalty). A task whose dataset files are absent is recorded
+as "not run: data missing". After every task the partial document is written atomically to
+``<out>.partial``; re-running the same command resumes after the last finished task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from vsml_bench.leaderboard import metrics, schema
+from vsml_bench.leaderboard.suites import Suite, Task
+
+from vsml_bench.errors import UserError
+
+#: -log(1e-8): the env's log-probability of a non-finite prediction, as a loss.
+INVALID_CE = float(-np.log(1e-8))
+#: Cap of one stream's mean CE (the schema bounds numbers; a diverged learner still records).
+MAX_CE = 1e6
+
+
+class LearnerSpecError(UserError):
+    """A ``--learner`` argument that does not name a learner we can build."""
+
+
+# --- learners -----------------------------------------------------------------------------
+
+
+def parse_learner_spec(text: str) -> tuple[str, str | None]:
+    """``"vsml:mnist" -> ("vsml", "mnist")``; ``"sgd" -> ("sgd", None)``."""
+    name, _, extra = text.partition(":")
+    if not name:
+        raise LearnerSpecError(
+            f"--learner {text!r} names no learner; use NAME or NAME:PRETRAINED (`vsml-bench learners`)"
+        )
+    return name, (extra or None)
+
+
+def build_learner(text: str, **config: Any) -> Any:
+    """A :class:`~vsml_bench.agents.api.Learner` from ``NAME[:pretrained-or-path]``.
+
+    The part after ``:`` is passed on as ``pretrained=`` (a shipped name such as ``mnist`` or
+    a path to a meta-parameter file); the learner registry decides what it accepts.
+    """
+    from vsml_bench import agents
+
+    name, extra = parse_learner_spec(text)
+    if extra is not None:
+        config = {**config, "pretrained": extra}
+    return agents.make(name, **config)
+
+
+def meta_params_of(learner: Any, key: Any, spec: Any) -> Any:
+    """Shipped meta-parameters, else ``learner.meta_init`` (fresh, seeded by ``key``)."""
+    if learner.meta_params is not None:
+        return learner.meta_params
+    return learner.meta_init(key, spec)
+
+
+def meta_params_sha256(meta_params: Any) -> str | None:
+    """sha256 over every leaf's path, dtype, shape and bytes; None when there are no leaves."""
+    import jax
+
+    leaves = jax.tree_util.tree_flatten_with_path(meta_params)[0]
+    if not leaves:
+        return None
+    digest = hashlib.sha256()
+    for path, leaf in leaves:
+        array = np.asarray(leaf)
+        digest.update(jax.tree_util.keystr(path).encode())
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def _json_safe(value: Any) -> Any:
+    """Learner config as plain JSON (unknown objects become their repr: provenance, not input)."""
+    return json.loads(json.dumps(value, default=repr, allow_nan=False))
+
+
+def is_python_learner(learner: Any) -> bool:
+    return bool(dict(learner.config).get("python", False))
+
+
+# --- provenance ---------------------------------------------------------------------------
+
+
+@cache
+def git_commit() -> str | None:
+    """``HEAD`` of the checkout the package runs from, ``-dirty`` if tracked files changed."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--"], cwd=root, capture_output=True, timeout=30
+        )
+        return commit.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+@cache
+def _hardware() -> tuple[tuple[str, Any], ...]:
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        ("cpu", cpu[:300]),
+        ("n_cpus", os.cpu_count() or 0),
+        ("platform", platform.platform()[:300]),
+        ("devices", tuple(str(d)[:300] for d in jax.devices()[:64])),
+    )
+
+
+def hardware() -> dict[str, Any]:
+    """CPU model, core count, OS and JAX devices (computed once per process)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in _hardware()}
+
+
+def provenance(wall_time_s: float, command: str) -> dict[str, Any]:
+    import jax
+
+    from vsml_bench import __version__
+
+    return {
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+        "numpy_version": np.__version__,
+        "hardware": hardware(),
+        "created_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_time_s": round(float(wall_time_s), 3),
+        "command": command[:2000],
+    }
+
+
+def env_spec_json(task: Task) -> str | None:
+    """``gymnasium`` EnvSpec of the task's ID with its kwargs, as JSON (None if unavailable)."""
+    import dataclasses
+
+    import gymnasium as gym
+
+    try:
+        spec = gym.spec(task.env_id)
+        spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **task.make_kwargs()})
+        return spec.to_json()
+    except Exception:  # provenance only: an unserialisable spec must not fail the evaluation
+        return None
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+def _scores_from_logits(logits: Any, labels: Any, scored: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct bool[S, T_scored], ce float[S])`` from per-step logits of the scored steps."""
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels)
+    scored = np.asarray(scored, dtype=bool)
+    if not (scored == scored[:1]).all():
+        raise RuntimeError("streams of one task must score the same steps")
+    cols = scored[0]
+    logits, labels = logits[:, cols], labels[:, cols]
+    finite = np.isfinite(logits).all(axis=-1)
+    shifted = logits - np.where(finite[..., None], logits.max(axis=-1, keepdims=True), 0.0)
+    with np.errstate(all="ignore"):
+        log_z = np.log(np.exp(shifted).sum(axis=-1))
+        picked = np.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
+        ce = np.where(finite, log_z - picked, INVALID_CE)
+    correct = finite & (logits.argmax(axis=-1) == labels)
+    return correct, np.minimum(ce.mean(axis=1), MAX_CE)
+
+
+def _make_env(task: Task, data_dir: Any = None) -> tuple[Any, Any]:
+    from vsml_bench import envs
+
+    kwargs = task.make_kwargs()
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    return envs.make(task.env_id, **kwargs)
+
+
+def run_jax_streams(
+    learner: Any, env_params: Any, meta_params: Any, seed: int, stream_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the given streams of a task through the jitted rollout."""
+    import jax
+    import jax.numpy as jnp
+
+    from vsml_bench import envs
+
+    # The learner (functions + a dict config) is not hashable, so close over it instead of
+    # marking it static; env params and meta-params stay arguments (no constant folding of data).
+    @jax.jit
+    def run(params: Any, mp: Any, key: Any, ids: Any) -> tuple[Any, Any, Any]:
+        out = envs.rollout(params, learner, mp, key, len(stream_ids), stream_ids=ids)
+        return out.logits, out.labels, out.scored
+
+    logits, labels, scored = run(
+        env_params, meta_params, jax.random.key(seed), jnp.asarray(stream_ids, jnp.int32)
+    )
+    return _scores_from_logits(logits, labels, scored)
+
+
+def run_python_streams(
+    learner: Any, task: Task, meta_params: Any, stream_ids: np.ndarray, data_dir: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a non-JAX learner stream by stream through the Gymnasium env (same stream keys)."""
+    import gymnasium as gym
+    import jax
+
+    from vsml_bench import envs
+
+    kwargs = {**task.make_kwargs(), "action_type": "logits"}
+    if data_dir is not None:
+        kwargs["data_dir"] = data_dir
+    env = gym.make(task.env_id, **kwargs)
+    spec = env.unwrapped.task_spec() if hasattr(env.unwrapped, "task_spec") else None
+    key = jax.random.key(task.seed)
+    all_logits, all_labels, all_scored = [], [], []
+    try:
+        for i in stream_ids:
+            env_key, learner_key = envs.stream_keys(key, int(i))
+            obs, _ = env.reset(options={"key": env_key})
+            state = learner.init(meta_params, learner_key, spec)
+            logits_s, labels_s, scored_s = [], [], []
+            for _ in range(task.stream_length):
+                state, logits = learner.step(meta_params, state, obs)
+                logits = np.asarray(logits, np.float32)
+                obs, _, terminated, truncated, info = env.step(logits)
+                logits_s.append(logits)
+                labels_s.append(int(info["label"]))
+                scored_s.append(bool(info["scored"]))
+                if terminated or truncated:
+                    break
+            all_logits.append(logits_s)
+            all_labels.append(labels_s)
+            all_scored.append(scored_s)
+    finally:
+        env.close()
+    return _scores_from_logits(np.array(all_logits), np.array(all_labels), np.array(all_scored))
+
+
+def run_task(
+    learner: Any,
+    task: Task,
+    meta_params: Any,
+    stream_ids: np.ndarray | None = None,
+    data_dir: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(correct bool[S, T], ce float[S])`` of ``stream_ids`` (default: all) of one task."""
+    ids = np.arange(task.n_streams) if stream_ids is None else np.asarray(stream_ids)
+    if is_python_learner(learner):
+        return run_python_streams(learner, task, meta_params, ids, data_dir)
+    _, env_params = _make_env(task, data_dir)
+    return run_jax_streams(learner, env_params, meta_params, task.seed, ids)
+
+
+def task_available(task: Task, data_dir: Any = None) -> bool:
+    """Whether the task's dataset files are present (embedded datasets always are)."""
+    from vsml_bench import data
+
+    split = dict(task.env_kwargs).get("split")
+    return bool(data.is_available(task.dataset, split, data_dir=data_dir))
+
+
+def _task_meta_params(learner: Any, task: Task, data_dir: Any) -> Any:
+    """Meta-parameters for ``task`` (shipped ones, or a seeded ``meta_init`` for its spec)."""
+    import jax
+
+    if learner.meta_params is not None:
+        return learner.meta_params
+    env, params = _make_env(task, data_dir)
+    return learner.meta_init(jax.random.key(task.seed), env.task_spec(params))
+
+
+def learner_record(learner: Any, spec_text: str, name: str | None = None) -> dict[str, Any]:
+    """The ``learner`` block of a results file (sha256 of the shipped meta-params, if any)."""
+    sha = None if learner.meta_params is None else meta_params_sha256(learner.meta_params)
+    return {
+        "name": (name or spec_text)[:200],
+        "spec": spec_text[:200],
+        "description": str(learner.description)[:500],
+        "config": _json_safe(dict(learner.config)),
+        "meta_trained_on": sorted(set(learner.meta_trained_on)),
+        "meta_params_sha256": sha,
+    }
+
+
+def _load_partial(path: Path, header: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Finished tasks of an earlier interrupted run with the same learner and suite."""
+    try:
+        doc = schema.parse_results(path.read_bytes())
+        if not isinstance(doc, dict):
+            return {}
+        if doc.get("suite") != header["suite"] or doc.get("learner") != header["learner"]:
+            return {}
+        done: dict[str, dict[str, Any]] = {}
+        for task in doc.get("tasks", []):
+            if task["status"] != "ok":
+                done[task["task_id"]] = {"status": schema.MISSING}
+                continue
+            correct, ce = metrics.decode_task_raw(task["raw"])
+            done[task["task_id"]] = {
+                "correct": correct,
+                "ce": ce,
+                "env_spec": task.get("env_spec"),
+                "wall_time_s": task.get("wall_time_s", 0.0),
+            }
+        return done
+    except (OSError, schema.ResultsError, metrics.RawScoreError, KeyError, TypeError):
+        return {}  # unreadable leftovers: start over rather than trust them
+
+
+def evaluate(
+    learner: Any,
+    suite: Suite,
+    out: str | os.PathLike[str] | None = None,
+    *,
+    spec_text: str | None = None,
+    name: str | None = None,
+    data_dir: Any = None,
+    progress: bool = True,
+    command: str = "",
+    on_task: Callable[[Task, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``learner`` on every task of ``suite``; return (and write to ``out``) the results.
+
+    Resumable: finished tasks are kept in ``<out>.partial`` and skipped on the next call with
+    the same learner record and suite; the partial file is removed once ``out`` is written.
+    """
+    from tqdm.auto import tqdm
+
+    spec_text = spec_text or learner.name
+    learner_block = learner_record(learner, spec_text, name)
+    header = {
+        "suite": {
+            "id": suite.suite_id,
+            "fingerprint": suite.fingerprint(),
+            "official": suite.official,
+        },
+        "learner": learner_block,
+    }
+    partial = Path(f"{out}.partial") if out is not None else None
+    done = _load_partial(partial, header) if partial is not None and partial.exists() else {}
+    start = time.perf_counter()
+    previous_wall = sum(float(r.get("wall_time_s", 0.0)) for r in done.values())
+
+    def document() -> dict[str, Any]:
+        wall = previous_wall + time.perf_counter() - start
+        return schema.build_document(
+            suite=suite,
+            learner=learner_block,
+            provenance=provenance(wall, command),
+            task_results=done,
+        )
+
+    bar = tqdm(
+        suite.tasks, desc=f"{spec_text} on {suite.suite_id}", disable=not progress, unit="task"
+    )
+    for task in bar:
+        bar.set_postfix_str(task.task_id)
+        if task.task_id in done:
+            continue
+        if not task_available(task, data_dir):
+            done[task.task_id] = {"status": schema.MISSING}
+            if on_task:
+                on_task(task, schema.MISSING)
+        else:
+            t0 = time.perf_counter()
+            meta_params = _task_meta_params(learner, task, data_dir)
+            correct, ce = run_task(learner, task, meta_params, data_dir=data_dir)
+            done[task.task_id] = {
+                "correct": correct,
+                "ce": ce,
+                "env_spec": env_spec_json(task),
+                "wall_time_s": time.perf_counter() - t0,
+            }
+            if on_task:
+                on_task(task, f"accuracy {correct.mean():.3f}")
+        if partial is not None:
+            schema.atomic_write_text(partial, schema.dump_results(document()))
+    doc = document()
+    if out is not None:
+        schema.atomic_write_text(out, schema.dump_results(doc))
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+    return doc
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def rerun_streams(
+    doc: Mapping[str, Any],
+    learner: Any,
+    n_streams: int,
+    seed: int = 0,
+    data_dir: Any = None,
+) -> list[dict[str, Any]]:
+    """Re-run ``n_streams`` random streams (across the tasks that ran) and compare.
+
+    Returns one record per stream: task, stream index, recorded vs re-run accuracy and CE,
+    and whether they agree (correctness bits identical, CE within 1e-4 relative).
+    """
+    from vsml_bench.leaderboard.suites import SUITES
+
+    suite = SUITES[doc["suite"]["id"]]
+    ran = [t for t in doc["tasks"] if t["status"] == "ok"]
+    if not ran:
+        raise UserError("the results file has no task that ran, so there is nothing to verify")
+    if learner.meta_params is not None and (
+        meta_params_sha256(learner.meta_params) != doc["learner"]["meta_params_sha256"]
+    ):
+        raise UserError(
+            "the learner's meta-parameters differ from the ones recorded in the results file "
+            "(sha256 mismatch); pass the same --learner NAME:PRETRAINED"
+        )
+    rng = np.random.default_rng(seed)
+    picks: dict[str, list[int]] = {}
+    pool = [(t["task_id"], i) for t in ran for i in range(t["n_streams"])]
+    for j in rng.choice(len(pool), size=min(n_streams, len(pool)), replace=False):
+        task_id, i = pool[int(j)]
+        picks.setdefault(task_id, []).append(i)
+    records = []
+    for entry in ran:
+        if entry["task_id"] not in picks:
+            continue
+        task = suite.task(entry["task_id"])
+        task = Task(
+            task_id=task.task_id,
+            dataset=task.dataset,
+            env_id=entry["env_id"],
+            env_kwargs=entry["env_kwargs"],
+            n_streams=entry["n_streams"],
+            stream_length=entry["stream_length"],
+            seed=entry["seed"],
+        )
+        ids = np.array(sorted(picks[task.task_id]))
+        recorded_correct, recorded_ce = metrics.decode_task_raw(entry["raw"])
+        meta_params = _task_meta_params(learner, task, data_dir)
+        correct, ce = run_task(learner, task, meta_params, ids, data_dir)
+        for row, i in enumerate(ids):
+            same_bits = bool(np.array_equal(correct[row], recorded_correct[i]))
+            same_ce = bool(abs(ce[row] - recorded_ce[i]) <= 1e-4 * max(1.0, abs(recorded_ce[i])))
+            records.append(
+                {
+                    "task_id": task.task_id,
+                    "stream": int(i),
+                    "recorded_accuracy": float(recorded_correct[i].mean()),
+                    "rerun_accuracy": float(correct[row].mean()),
+                    "recorded_ce": float(recorded_ce[i]),
+                    "rerun_ce": float(ce[row]),
+                    "agree": same_bits and same_ce,
+                }
+            )
+    return records
+
+
+def main_command() -> str:
+    return " ".join(["vsml-bench", *sys.argv[1:]])[:2000]

@@ -1,0 +1,342 @@
+"""Leaderboard tables: ranking of validated entries, Markdown, and a static HTML page.
+
+The page is one self-contained file (inline CSS, one inline script for sorting, inline SVG
+for CI bars and learning curves) that works from ``file://`` with no network. Every string
+that came from a results file is escaped (:func:`html.escape` for HTML, plus Markdown
+escaping for the README), and a Content-Security-Policy allows only the page's own script
+(by hash), so even a missed escape could not run injected code.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from string import Template
+from typing import Any
+
+from vsml_bench.leaderboard import metrics, schema
+from vsml_bench.leaderboard.suites import SUITES
+
+PALETTE = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+@dataclass
+class Row:
+    """One entry of one suite's table."""
+
+    rank: int | None
+    name: str
+    spec: str
+    headline: metrics.Estimate | None
+    all_tasks: metrics.Estimate | None
+    tasks: dict[str, dict[str, Any]]
+    meta_trained_on: tuple[str, ...]
+    n_run: int
+    n_missing: int
+    p_better_than_next: float | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def _estimate(obj: Mapping[str, float] | None) -> metrics.Estimate | None:
+    return None if obj is None else metrics.Estimate(obj["value"], obj["low"], obj["high"])
+
+
+def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
+    """Suite ID -> rows sorted best first, with tied ranks and P(better than the next row).
+
+    Entries without any OOD task run have no headline, no rank, and come last.
+    """
+    by_suite: dict[str, list[Mapping[str, Any]]] = {}
+    for entry in entries:
+        by_suite.setdefault(entry["suite"]["id"], []).append(entry)
+    tables = {}
+    for suite_id, group in sorted(by_suite.items()):
+        rows = []
+        scores = []
+        for entry in group:
+            rows.append(
+                Row(
+                    rank=None,
+                    name=entry["learner"]["name"],
+                    spec=entry["learner"]["spec"],
+                    headline=_estimate(entry["summary"]["headline"]),
+                    all_tasks=_estimate(entry["summary"]["all_tasks"]),
+                    tasks={t["task_id"]: t for t in entry["tasks"]},
+                    meta_trained_on=tuple(entry["learner"]["meta_trained_on"]),
+                    n_run=entry["summary"]["n_tasks_run"],
+                    n_missing=entry["summary"]["n_tasks_missing"],
+                    provenance=dict(entry["provenance"]),
+                )
+            )
+            scores.append(schema.stream_accuracies(entry))
+        ranked = [i for i, r in enumerate(rows) if r.headline is not None]
+        ranks = metrics.tied_ranks([rows[i].headline for i in ranked])
+        for i, rank in zip(ranked, ranks, strict=True):
+            rows[i].rank = rank
+        order = sorted(
+            range(len(rows)),
+            key=lambda i: (
+                rows[i].headline is None,
+                -(rows[i].headline.value if rows[i].headline else 0.0),
+                rows[i].name,
+            ),
+        )
+        for a, b in itertools.pairwise(order):
+            if rows[a].headline is None or rows[b].headline is None:
+                continue
+            ood_a = {
+                k: v for k, v in scores[a].items() if rows[a].tasks[k]["distribution"] == "ood"
+            }
+            ood_b = {
+                k: v for k, v in scores[b].items() if rows[b].tasks[k]["distribution"] == "ood"
+            }
+            rows[a].p_better_than_next = metrics.probability_of_improvement(ood_a, ood_b)
+        tables[suite_id] = [rows[i] for i in order]
+    return tables
+
+
+def _task_ids(suite_id: str, rows: Sequence[Row]) -> list[str]:
+    if suite_id in SUITES:
+        return [t.task_id for t in SUITES[suite_id].tasks]
+    seen: list[str] = []
+    for row in rows:
+        seen.extend(t for t in row.tasks if t not in seen)
+    return seen
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+# --- Markdown -----------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def md_escape(text: str) -> str:
+    """Escape a user string for a Markdown table cell: HTML entities, Markdown specials, newlines."""
+    text = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+
+
+def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str] = ()) -> str:
+    """The leaderboard as Markdown (one ranked table per suite)."""
+    lines = [
+        "# vsml-bench leaderboard",
+        "",
+        "Generated by `vsml-bench leaderboard` from the validated entries in `leaderboard/results/`;",
+        "do not edit by hand. **Headline** = interquartile mean (IQM) of per-stream mean online",
+        "accuracy over the tasks *outside* the learner's meta-training data (OOD), with a 95%",
+        "stratified-bootstrap CI. **Rank** = 1 + the number of entries whose whole CI lies above this",
+        "entry's CI (statistically tied entries share a rank). **P(>next)** = probability of",
+        "improvement over the next row on their shared OOD tasks (Agarwal et al. 2021). Per-task",
+        "cells: mean online accuracy; *italic* = in-distribution (not in the headline); `n/a` =",
+        "not run: data missing.",
+        "",
+    ]
+    tables = rank_entries(entries)
+    if not tables:
+        lines += ["No entries yet: `vsml-bench evaluate ...` then `vsml-bench submit FILE`.", ""]
+    for suite_id, rows in tables.items():
+        task_ids = _task_ids(suite_id, rows)
+        lines += [f"## {md_escape(suite_id)}", ""]
+        header = ["Rank", "Learner", "Headline IQM (OOD)", "95% CI", "P(>next)", "All-task IQM"]
+        header += [md_escape(t) for t in task_ids] + ["Meta-trained on"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join(["---"] * len(header)) + "|")
+        for row in rows:
+            cells = [
+                str(row.rank) if row.rank is not None else "–",
+                md_escape(row.name),
+                _fmt(row.headline.value if row.headline else None),
+                f"[{_fmt(row.headline.low)}, {_fmt(row.headline.high)}]" if row.headline else "–",
+                _fmt(row.p_better_than_next, 2),
+                _fmt(row.all_tasks.value if row.all_tasks else None),
+            ]
+            for task_id in task_ids:
+                task = row.tasks.get(task_id)
+                if task is None or task["status"] != "ok":
+                    cells.append("n/a")
+                    continue
+                value = _fmt(task["metrics"]["accuracy"]["value"])
+                cells.append(f"*{value}*" if task["distribution"] != "ood" else value)
+            cells.append(md_escape(", ".join(row.meta_trained_on)) or "–")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if problems:
+        lines += ["## Rejected files", ""]
+        lines += [f"- {md_escape(p)}" for p in problems]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _ci_bar(est: metrics.Estimate | None, lo: float = 0.0, hi: float = 1.0) -> str:
+    """A 120x14 inline SVG: the CI as a line, the estimate as a dot, on the axis [lo, hi]."""
+    if est is None:
+        return ""
+    w = 120.0
+
+    def x(v: float) -> float:
+        return 4 + (w - 8) * min(max((v - lo) / (hi - lo), 0.0), 1.0)
+
+    return (
+        f'<svg width="{w:.0f}" height="14" role="img" aria-label="95% CI">'
+        f'<line x1="4" y1="7" x2="{w - 4:.0f}" y2="7" stroke="#eee" stroke-width="6"/>'
+        f'<line x1="{x(est.low):.1f}" y1="7" x2="{x(est.high):.1f}" y2="7" stroke="#1f77b4" '
+        f'stroke-width="6"/><circle cx="{x(est.value):.1f}" cy="7" r="3.5" fill="#08306b"/></svg>'
+    )
+
+
+def _curve_plot(task_id: str, rows: Sequence[Row]) -> str:
+    """Inline SVG of accuracy against position, one line per learner that ran the task."""
+    width, height, left, bottom, top, right = 340, 220, 40, 30, 10, 10
+    series = []
+    for i, row in enumerate(rows):
+        task = row.tasks.get(task_id)
+        if task is not None and task["status"] == "ok":
+            series.append((PALETTE[i % len(PALETTE)], row.name, task["curve"]))
+    if not series:
+        return ""
+    t_max = max(point[0] for _, _, curve in series for point in curve)
+
+    def px(pos: float) -> float:
+        return left + (width - left - right) * pos / t_max
+
+    def py(acc: float) -> float:
+        return top + (height - top - bottom) * (1.0 - acc)
+
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" aria-label="learning curves">',
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" '
+        f'height="{height - top - bottom}" fill="none" stroke="#ccc"/>',
+    ]
+    for acc in (0.0, 0.5, 1.0):
+        parts.append(
+            f'<text x="{left - 4}" y="{py(acc) + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{acc:.1f}</text>"
+        )
+    parts.append(
+        f'<text x="{width - right}" y="{height - 8}" font-size="10" text-anchor="end">'
+        f"example {t_max}</text>"
+    )
+    for color, name, curve in series:
+        points = " ".join(f"{px(p):.1f},{py(a):.1f}" for p, a in curve)
+        parts.append(
+            f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5">'
+            f"<title>{_e(name)}</title></polyline>"
+        )
+    parts.append("</svg>")
+    return f"<figure>{''.join(parts)}<figcaption>{_e(task_id)}</figcaption></figure>"
+
+
+def _legend(rows: Sequence[Row]) -> str:
+    items = []
+    for i, row in enumerate(rows):
+        color = PALETTE[i % len(PALETTE)]
+        items.append(
+            f'<span style="color:{color}">&#9632;</span> <span class="legend">{_e(row.name)}</span>'
+        )
+    return "<p>" + " &nbsp; ".join(items) + "</p>"
+
+
+def _suite_section(suite_id: str, rows: Sequence[Row]) -> str:
+    task_ids = _task_ids(suite_id, rows)
+    head = [
+        '<th data-sort="num">Rank</th>',
+        '<th class="name" data-sort="text">Learner</th>',
+        '<th data-sort="num">Headline IQM (OOD)</th>',
+        "<th>95% CI</th>",
+        '<th data-sort="num">P(&gt;next)</th>',
+        '<th data-sort="num">All-task IQM</th>',
+    ]
+    head += [f'<th data-sort="num">{_e(t)}</th>' for t in task_ids]
+    head += ['<th class="name">Meta-trained on</th>', '<th class="name">Spec</th>']
+    body = []
+    for row in rows:
+        hv = row.headline.value if row.headline else -1.0
+        cells = [
+            f'<td data-value="{row.rank if row.rank is not None else 999}">'
+            f"{row.rank if row.rank is not None else '–'}</td>",
+            f'<td class="name learner" data-value="{_e(row.name)}">{_e(row.name)}</td>',
+            f'<td data-value="{hv:.6f}">{_fmt(row.headline.value if row.headline else None)}</td>',
+            "<td>"
+            + (
+                f'{_ci_bar(row.headline)} <span class="ci">[{_fmt(row.headline.low)}, '
+                f"{_fmt(row.headline.high)}]</span>"
+                if row.headline
+                else "–"
+            )
+            + "</td>",
+            f'<td data-value="{row.p_better_than_next if row.p_better_than_next is not None else -1}">'
+            f"{_fmt(row.p_better_than_next, 2)}</td>",
+            f'<td data-value="{row.all_tasks.value if row.all_tasks else -1:.6f}">'
+            f"{_fmt(row.all_tasks.value if row.all_tasks else None)}</td>",
+        ]
+        for task_id in task_ids:
+            task = row.tasks.get(task_id)
+            if task is None or task["status"] != "ok":
+                label = "not run: data missing" if task is not None else "not run"
+                cells.append(f'<td class="missing" data-value="-1" title="{_e(label)}">n/a</td>')
+                continue
+            acc = task["metrics"]["accuracy"]
+            cls = ' class="indist"' if task["distribution"] != "ood" else ""
+            tip = f"{task['distribution']}; 95% CI [{acc['low']:.3f}, {acc['high']:.3f}]"
+            cells.append(
+                f'<td{cls} data-value="{acc["value"]:.6f}" title="{_e(tip)}">{acc["value"]:.3f}</td>'
+            )
+        cells.append(f'<td class="name">{_e(", ".join(row.meta_trained_on)) or "–"}</td>')
+        cells.append(f'<td class="name">{_e(row.spec)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    plots = "".join(_curve_plot(t, rows) for t in task_ids)
+    return (
+        f"<h2>{_e(suite_id)}</h2>"
+        f'<table class="board" data-suite="{_e(suite_id)}"><thead><tr>{"".join(head)}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<h3>Learning curves: accuracy against position in the stream ({_e(suite_id)})</h3>"
+        f'{_legend(rows)}<div class="curves">{plots}</div>'
+    )
+
+
+def _template(name: str) -> str:
+    return resources.files("vsml_bench.leaderboard").joinpath(f"templates/{name}").read_text()
+
+
+def render_html(entries: Sequence[Mapping[str, Any]], problems: Sequence[str] = ()) -> str:
+    """The self-contained leaderboard page."""
+    tables = rank_entries(entries)
+    sections = [_suite_section(s, rows) for s, rows in tables.items()]
+    if not sections:
+        sections = ["<p>No entries yet.</p>"]
+    if problems:
+        sections.append(
+            "<h2>Rejected files</h2><ul>" + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>"
+        )
+    script = _template("sort.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return Template(_template("page.html")).substitute(
+        body="\n".join(sections), script=script, script_hash=f"sha256-{digest}"
+    )
