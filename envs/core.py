@@ -38,6 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from vsml_bench.agents.api import TaskSpec
 
+from vsml_bench.data import transforms
+
 ACTION_TYPES = ("discrete", "logits")
 #: Reward of a non-finite logits action: ``log(1e-8)``, i.e. scored as a confident mistake.
 INVALID_LOG_PROB = float(np.log(1e-8))
@@ -143,16 +145,6 @@ class EnvState:
     n_scored: jax.Array
 
 
-def glorot_uniform_projection(key: jax.Array, size: int) -> jax.Array:
-    """A square Glorot-uniform matrix: ``W_ij ~ U(-a, a)`` with ``a = sqrt(6 / (D + D))``.
-
-    This keeps ``Var[(x @ W)_j] = Var[x] * D * a^2 / 3 = Var[x]``: projected inputs keep the
-    scale of the normalised inputs (the VSML task augmentation).
-    """
-    limit = math.sqrt(6.0 / (2 * size))
-    return jax.random.uniform(key, (size, size), jnp.float32, -limit, limit)
-
-
 def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool) -> jax.Array:
     """The dataset classes of a task's labels ``0 .. n-1``: a uniformly random ``n``-subset.
 
@@ -161,7 +153,7 @@ def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool
     """
     if n == n_dataset_classes and not permute:
         return jnp.arange(n, dtype=jnp.int32)
-    chosen = jax.random.permutation(key, n_dataset_classes)[:n].astype(jnp.int32)
+    chosen = transforms.class_subset(key, n_dataset_classes, n)
     return chosen if permute else jnp.sort(chosen)
 
 
@@ -183,10 +175,10 @@ class ClassificationEnv:
             k_classes, params.n_dataset_classes, params.n_classes, params.permute_labels
         )
         d = params.input_size
-        projection = glorot_uniform_projection(k_projection, d) if params.projection else None
-        pixels = (
-            jax.random.permutation(k_pixels, d).astype(jnp.int32) if params.permute_pixels else None
-        )
+        # Glorot-uniform W [D, D], a = sqrt(6 / 2D): projected inputs keep the variance of the
+        # normalised ones (Var[(xW)_j] = D Var[x] a^2 / 3 = Var[x]), the VSML augmentation.
+        projection = transforms.random_projection(k_projection, d) if params.projection else None
+        pixels = transforms.pixel_permutation(k_pixels, d) if params.permute_pixels else None
         return Task(classes=classes, projection=projection, pixel_permutation=pixels)
 
     def sample_indices(
@@ -199,9 +191,9 @@ class ClassificationEnv:
         """Inputs ``[T, D]`` as the learner sees them: normalise, permute pixels, project."""
         x = x.astype(jnp.float32) * jnp.float32(params.x_scale) + jnp.float32(params.x_shift)
         if task.pixel_permutation is not None:
-            x = x[:, task.pixel_permutation]
+            x = transforms.permute_pixels(x, task.pixel_permutation)
         if task.projection is not None:
-            x = jnp.dot(x, task.projection, precision=jax.lax.Precision.HIGHEST)
+            x = transforms.project(x, task.projection)
         return x
 
     def reset_to_task(

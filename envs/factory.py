@@ -45,69 +45,50 @@ def env_for(params: ClassificationParams) -> ClassificationEnv:
     return FewShotClassification() if isinstance(params, FewShotParams) else OnlineClassification()
 
 
-def _load(dataset: str, split: str | None, data_dir: Any, download: bool):
+def _load(dataset: str, split: str | None, data_dir: Any, download: bool, options: dict):
     from vsml_bench import data
 
     spec = data.spec(dataset)
     split = spec.default_split if split is None else split
     spec.check_split(split)
-    return spec, data.load(dataset, split=split, data_dir=data_dir, download=download)
-
-
-def _class_index(y: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(index [C, M], count [C])``: row c holds the indices of class c, padded with its first."""
-    count = np.bincount(y, minlength=n_classes).astype(np.int32)
-    order = np.argsort(y, kind="stable").astype(np.int32)
-    starts = np.concatenate([[0], np.cumsum(count)[:-1]])
-    width = max(int(count.max()), 1)
-    index = np.zeros((n_classes, width), np.int32)
-    for c in range(n_classes):
-        rows = order[starts[c] : starts[c] + count[c]]
-        index[c, : count[c]] = rows
-        index[c, count[c] :] = rows[0] if count[c] else 0
-    return index, count
-
-
-def _prepare_inputs(spec, ds, image_size: int | None, normalise: bool):
-    """Flattened model inputs and the affine map of the stored values, and the example shape.
-
-    Images keep their stored ``uint8`` values where possible (4x less device memory) and are
-    normalised at reset on the ``T`` examples of a stream:
-    ``(x / value_max - mean) / std = x * scale + shift``.
-    """
-    x = ds.x
-    if ds.is_image:
-        if image_size is not None:
-            from vsml_bench.data import transforms
-
-            x = np.asarray(transforms.resize(x, (image_size, image_size)))
-        shape = tuple(x.shape[1:])
-        value_max = float(spec.value_max)
-        scale, shift = 1.0 / value_max, 0.0
-        if normalise:
-            mean, std = spec.mean, spec.std
-            if mean is None or std is None:  # no published statistics: use the split's own
-                unit = x.astype(np.float64) / value_max
-                mean, std = float(unit.mean()), float(unit.std())
-            scale, shift = 1.0 / (value_max * std), -mean / std
-        flat = x.reshape(len(x), -1)
-        if flat.dtype != np.uint8:
-            flat = flat.astype(np.float32)
-        return flat, shape, scale, shift
-    if image_size is not None:
+    if options and spec.kind != "synthetic":
         raise InvalidEnvConfig(
-            f"image_size applies to image datasets only, and {ds.name!r} is {spec.kind}; "
-            "drop the image_size option"
+            f"unknown option(s) {', '.join(sorted(options))} for dataset {dataset!r}; "
+            "see help(vsml_bench.envs.make) for the options"
         )
-    flat = np.asarray(x, np.float32).reshape(len(x), -1)
-    if normalise and (spec.mean is None or spec.std is None):
-        # Tabular features have different units: standardise each with the split's statistics.
-        mean = flat.mean(axis=0)
-        std = flat.std(axis=0)
-        flat = (flat - mean) / np.where(std > 0, std, 1.0)
-    elif normalise:
-        flat = (flat - spec.mean) / spec.std
-    return flat.astype(np.float32), (flat.shape[1],), 1.0, 0.0
+    return data.load(dataset, split=split, data_dir=data_dir, download=download, **options)
+
+
+def _prepare_inputs(ds, image_size: int | None, normalise: bool):
+    """``(x [N, D], example shape, scale, shift)``: flattened inputs, model input ``x*scale+shift``.
+
+    Images with scalar statistics keep their stored ``uint8`` values (4x less device memory)
+    and are normalised at reset, on the ``T`` examples of a stream only:
+    ``(x / value_max - mean) / std = x * scale + shift``. Everything else (tabular sets with
+    per-feature statistics, resized images) is normalised here, once, with
+    :func:`vsml_bench.data.transforms.normalise`.
+    """
+    from vsml_bench.data import transforms
+
+    mean, std, value_max = transforms.dataset_stats(ds)
+    if not normalise:
+        mean, std = 0.0, 1.0
+    x = ds.x
+    if image_size is not None:
+        if not ds.is_image:
+            raise InvalidEnvConfig(
+                f"image_size applies to image datasets only, and {ds.name!r} is not one; "
+                "drop the image_size option"
+            )
+        # Resizing is linear, so it commutes with the affine normalisation applied later.
+        x = np.asarray(transforms.resize(x, (image_size, image_size)))
+    shape = tuple(int(s) for s in x.shape[1:])
+    flat = transforms.flatten(x, batch_dims=1)
+    if flat.dtype == np.uint8 and np.ndim(mean) == 0 and np.ndim(std) == 0:
+        std = float(std) or 1.0
+        return flat, shape, 1.0 / (float(value_max) * std), -float(mean) / std
+    flat = transforms.normalise(flat, mean, std, value_max)
+    return np.asarray(flat, np.float32), shape, 1.0, 0.0
 
 
 def make(env_id: str, **kwargs: Any) -> tuple[ClassificationEnv, ClassificationParams]:
@@ -123,7 +104,9 @@ def make(env_id: str, **kwargs: Any) -> tuple[ClassificationEnv, ClassificationP
         ``permute_labels`` (default True), ``permute_pixels`` (default False), ``image_size``
         (resize images to ``image_size x image_size``), ``normalise`` (by dataset statistics,
         default True), ``flatten`` (``obs["x"]`` as ``[D]``, default True), ``action_type``
-        (``"discrete"`` or ``"logits"``), ``data_dir``, ``download``.
+        (``"discrete"`` or ``"logits"``), ``data_dir``, ``download``; synthetic datasets also
+        take their generator's options (``sum_sign``: ``n``, ``dim``, ``seed``; ``random``:
+        ``n``, ``dim``, ``seed``).
 
     Raises:
       UnknownEnv: the ID is not registered.
@@ -160,6 +143,7 @@ def make_from(
     action_type: str = "discrete",
     data_dir: Any = None,
     download: bool = False,
+    **data_options: Any,
 ) -> tuple[ClassificationEnv, ClassificationParams]:
     """:func:`make` from a kind (``"online"``/``"few_shot"``) and a data registry name."""
     import jax.numpy as jnp
@@ -186,11 +170,13 @@ def make_from(
                 "not stream_length"
             )
 
-    spec, ds = _load(dataset, split, data_dir, download)
-    x, shape, scale, shift = _prepare_inputs(spec, ds, image_size, normalise)
+    from vsml_bench.data import transforms
+
+    ds = _load(dataset, split, data_dir, download, data_options)
+    x, shape, scale, shift = _prepare_inputs(ds, image_size, normalise)
     y = np.asarray(ds.y, np.int32)
     c_data = int(ds.n_classes)
-    index, count = _class_index(y, c_data)
+    index, count = transforms.class_index_table(y, c_data)
     input_shape = (math.prod(shape),) if flatten else shape
     common = dict(
         x=jnp.asarray(x),

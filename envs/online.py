@@ -30,21 +30,20 @@ class OnlineClassification(ClassificationEnv):
     def sample_indices(
         self, key: jax.Array, task: Task, params: ClassificationParams
     ) -> tuple[jax.Array, jax.Array]:
-        """Draw ``T`` examples uniformly from the examples of the task's classes.
+        """Draw ``T`` examples uniformly, with replacement, from the examples of the task's classes.
 
-        Sampling the class first with ``P(label j) ∝ count[classes[j]]`` and then an example
-        uniformly within it is the same distribution as drawing uniformly from the examples of
-        the subset, but costs O(T) instead of a pass over the whole split.
+        One uniform ``u`` per step picks rank ``r = floor(u * n)`` among the ``n`` examples of the
+        task's classes (laid out class by class); its class is the ``j`` with
+        ``cum[j-1] <= r < cum[j]`` and its slot within the class ``r - cum[j-1]``. One random
+        number per step matters: random bits dominate the cost of a reset on CPU.
         """
-        k_label, k_within = jax.random.split(key)
-        counts = params.class_count[task.classes]
-        labels = jax.random.categorical(
-            k_label, jnp.log(counts.astype(jnp.float32)), shape=(params.stream_length,)
-        ).astype(jnp.int32)
-        n = counts[labels]
-        # floor(u * n) is uniform on 0..n-1; the minimum guards the (measure-zero) u -> 1 rounding.
-        within = jnp.minimum(
-            (jax.random.uniform(k_within, (params.stream_length,)) * n).astype(jnp.int32), n - 1
-        )
+        counts = params.class_count[task.classes]  # [C]
+        ends = jnp.cumsum(counts)
+        n = ends[-1]
+        u = jax.random.uniform(key, (params.stream_length,))
+        # min() guards the float rounding of u * n up to n.
+        rank = jnp.minimum((u * n).astype(jnp.int32), n - 1)
+        labels = jnp.searchsorted(ends, rank, side="right").astype(jnp.int32)
+        within = rank - (ends[labels] - counts[labels])
         indices = params.class_index[task.classes[labels], within]
         return indices, labels
