@@ -138,6 +138,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             ("numpy._core.multiarray", "_reconstruct"),
             ("numpy", "ndarray"),
             ("numpy", "dtype"),
+            # Python-3 protocol-2 pickles spell bytes as _codecs.encode(str, "latin1"): harmless.
+            ("_codecs", "encode"),
         }
     )
 
