@@ -36,7 +36,7 @@ TESTS = Path(__file__).parent
 def _quadratic_objective(centre):
     """L(θ; k) = ½‖θ − c − u_k‖² with a task offset u_k ~ N(0, 0.1²): E ∇L = θ − c."""
 
-    def loss_fn(params, key):
+    def loss_fn(params, key, data):
         offset = 0.1 * jax.random.normal(key, centre.shape)
         return 0.5 * jnp.sum((params["theta"] - centre - offset) ** 2)
 
@@ -83,7 +83,7 @@ def test_centered_ranks():
 
 def test_antithetic_pairs_share_their_task_and_pairs_differ():
     # The loss depends on the task key only: a pair that shared its task has f⁺ == f⁻.
-    def loss_fn(params, key):
+    def loss_fn(params, key, data):
         return jax.random.uniform(key) + 0.0 * params["theta"].sum()
 
     objective = Objective((TaskGroup("a", loss_fn, 0.5), TaskGroup("b", loss_fn, 0.5)))

@@ -74,7 +74,7 @@ def toy_logits(learner, meta_params, key, spec=SPEC, length=STREAM):
 
 
 def toy_loss_fn(learner=TOY_LEARNER):
-    def loss_fn(meta_params, key):
+    def loss_fn(meta_params, key, data):
         logits, labels = toy_logits(learner, meta_params, key)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1))
 
@@ -88,6 +88,7 @@ def toy_objective(learner=TOY_LEARNER, groups=1):
 def toy_evaluate(learner=TOY_LEARNER):
     key = jax.random.key(123)
 
+    @jax.jit
     def evaluate(meta_params):
         logits, labels = jax.vmap(lambda k: toy_logits(learner, meta_params, k))(
             jax.random.split(key, 16)

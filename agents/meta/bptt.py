@@ -92,7 +92,7 @@ def bptt_loss(
         indices = jnp.arange(start, start + size)
         start += size
         task_keys = shard_batch(jax.vmap(lambda i: jax.random.fold_in(key, i))(indices), mesh)
-        losses = jax.vmap(group.loss_fn, in_axes=(None, 0))(meta_params, task_keys)
+        losses = jax.vmap(group.loss, in_axes=(None, 0))(meta_params, task_keys)
         total = total + group.share / weight * jnp.mean(losses)
     return total
 

@@ -86,7 +86,7 @@ def es_gradient(
     among the objective's groups by their shares (in multiples of the mesh size).
 
     Args:
-      objective: the task distribution; each group's ``loss_fn(meta_params, key)``.
+      objective: the task distribution; each group's ``loss_fn(meta_params, key, data)``.
       meta_params: θ, any pytree of float arrays.
       key: a typed PRNG key for this step.
       n_pairs: n, the number of antithetic pairs (population 2n).
@@ -107,11 +107,11 @@ def es_gradient(
         start += size
         pair_keys = shard_batch(jax.vmap(lambda i: jax.random.fold_in(key, i))(indices), mesh)
 
-        def evaluate_pair(pair_key, loss_fn=group.loss_fn):
+        def evaluate_pair(pair_key, group=group):
             noise_key, task_key = jax.random.split(pair_key)
             eps = jax.random.normal(noise_key, flat.shape, flat.dtype)
-            f_plus = loss_fn(unravel(flat + sigma * eps), task_key)
-            f_minus = loss_fn(unravel(flat - sigma * eps), task_key)
+            f_plus = group.loss(unravel(flat + sigma * eps), task_key)
+            f_minus = group.loss(unravel(flat - sigma * eps), task_key)
             return f_plus, f_minus, eps
 
         f_plus, f_minus, eps = jax.vmap(evaluate_pair)(pair_keys)

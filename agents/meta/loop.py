@@ -94,9 +94,12 @@ def make_step_fn(
     optimizer: optax.GradientTransformation,
     mesh=None,
 ) -> Callable:
-    """``(θ, opt_state, key) -> (θ', opt_state', metrics)``, jitted: one meta-optimiser step."""
+    """``(θ, opt_state, key) -> (θ', opt_state', metrics)``, jitted: one meta-optimiser step.
 
-    def step(meta_params, opt_state, key):
+    The objective (and the datasets it holds) is a jit argument, not a baked-in constant.
+    """
+
+    def step(meta_params, opt_state, key, objective):
         if config.method == "es":
             estimate = es_gradient(
                 objective,
@@ -116,13 +119,25 @@ def make_step_fn(
         meta_params = optax.apply_updates(meta_params, updates)
         return meta_params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grad)}
 
-    return jax.jit(step)
+    jitted = jax.jit(step)
+    return lambda meta_params, opt_state, key: jitted(meta_params, opt_state, key, objective)
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(init_key, step_key, eval_key)`` of a run, all pure functions of the seed."""
     init_key, step_key, eval_key = jax.random.split(jax.random.key(seed), 3)
     return init_key, step_key, eval_key
+
+
+def check_run_folder(out_dir: str | os.PathLike, resume: bool) -> None:
+    """Raise :class:`RunError` unless ``out_dir`` suits a new run (empty) or a resumed one."""
+    out = Path(out_dir)
+    if resume and not (out / "checkpoint.msgpack").exists():
+        raise RunError(f"there is no checkpoint to resume in {out}; start the run without --resume")
+    if not resume and out.exists() and any(out.iterdir()):
+        raise RunError(
+            f"{out} already holds a run; pass --resume to continue it or pick a new --out"
+        )
 
 
 def _read_metrics(path: Path, upto_step: int) -> list[str]:
@@ -182,22 +197,19 @@ def train(
     config_record = {"train": asdict(config), **(run_info or {})}
     is_writer = jax.process_index() == 0
 
+    check_run_folder(out, resume)
     if resume:
-        if not checkpoint_path.exists():
-            raise RunError(
-                f"there is no checkpoint to resume in {out}; start the run without --resume"
-            )
         saved = json.loads((out / "config.json").read_text())
-        saved_train = {k: v for k, v in saved["train"].items() if k != "steps"}
-        if saved_train != {k: v for k, v in config_record["train"].items() if k != "steps"}:
+
+        def comparable(record):
+            train_part = {k: v for k, v in record.get("train", {}).items() if k != "steps"}
+            return train_part, record.get("families"), record.get("learner_config")
+
+        if comparable(saved) != comparable(json.loads(json.dumps(config_record))):
             raise RunError(
                 f"the run in {out} was started with a different configuration; "
                 "resume it with the same preset and seed, or use a new --out folder"
             )
-    elif out.exists() and any(out.iterdir()):
-        raise RunError(
-            f"{out} already holds a run; pass --resume to continue it or pick a new --out"
-        )
 
     init_key, step_key, _ = run_keys(config.seed)
     meta_params = learner.meta_init(init_key, spec)
@@ -228,7 +240,7 @@ def train(
     wall_before = float(state["wall_time_s"])
     mesh = population_mesh() if jax.device_count() > 1 else None
     step_fn = make_step_fn(config, objective, optimizer, mesh)
-    evaluate_fn = jax.jit(evaluate) if evaluate is not None else None
+    evaluate_fn = evaluate  # the caller jits it (with its data as arguments)
 
     def save(step: int, wall: float) -> None:
         if not is_writer:

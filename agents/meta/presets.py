@@ -1,0 +1,165 @@
+"""Named meta-training configurations for ``vsml-bench train --preset NAME``.
+
+* ``quick``: minutes on a laptop CPU. ES on 8x8 digits streams (half of the pairs with their
+  own random projection, labels permuted); held-out: projected digits tasks drawn from keys
+  never used in training, and the tabular sets (iris, wine, breast cancer: other input sizes
+  and class counts).
+* ``paper-small``: the recipe measured on the 2-core CPU (DESIGN.md §5) and used for the
+  shipped ``pretrained="mnist"`` VSML: MNIST train pooled to 7x7, streams of 100, 64 antithetic
+  pairs (half with a random projection), σ 0.05, Adam lr 0.025. Held-out: MNIST *test* at 7x7
+  and at full 28x28 size (checkpoint selection never looks at another dataset).
+* ``paper``: the paper's configuration: MNIST 784 → 10, streams of 500, 1024 antithetic
+  pairs, σ 0.05, Adam lr 0.025, 10k steps (hundreds of GPU-hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from vsml_bench.agents.meta.loop import TrainConfig
+from vsml_bench.agents.meta.tasks import TaskFamily
+
+from vsml_bench.errors import UserError
+
+
+class UnknownPreset(UserError):
+    """A preset name that does not exist."""
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A full meta-training setup: optimiser settings, training and held-out task families."""
+
+    name: str
+    description: str
+    train: TrainConfig
+    families: tuple[TaskFamily, ...]
+    eval_families: tuple[TaskFamily, ...]
+    eval_streams: int = 64
+    learner_config: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "preset": self.name,
+            "families": [f.to_dict() for f in self.families],
+            "eval_families": [f.to_dict() for f in self.eval_families],
+            "eval_streams": self.eval_streams,
+        }
+
+    def with_overrides(self, **train_overrides: Any) -> Preset:
+        changes = {k: v for k, v in train_overrides.items() if v is not None}
+        return replace(self, train=replace(self.train, **changes))
+
+
+def _mnist_pair(image_size: int | None, stream_length: int, split: str = "train"):
+    base = {"split": split, "stream_length": stream_length, "permute_labels": True}
+    if image_size is not None:
+        base["image_size"] = image_size
+    return (
+        TaskFamily("vsml_bench/OnlineMNIST-v0", base, 0.5),
+        TaskFamily("vsml_bench/OnlineMNIST-v0", {**base, "projection": True}, 0.5),
+    )
+
+
+def _presets() -> dict[str, Preset]:
+    digits = {"stream_length": 50, "permute_labels": True}
+    return {
+        "quick": Preset(
+            name="quick",
+            description="digits 8x8 with projections and label permutations, ES, minutes on a CPU",
+            train=TrainConfig(
+                method="es",
+                steps=1500,
+                n_pairs=32,
+                sigma=0.05,
+                learning_rate=0.025,
+                eval_every=100,
+                checkpoint_every=50,
+            ),
+            families=(
+                TaskFamily("vsml_bench/OnlineDigits-v0", digits, 0.5),
+                TaskFamily("vsml_bench/OnlineDigits-v0", {**digits, "projection": True}, 0.5),
+            ),
+            eval_families=(
+                TaskFamily(
+                    "vsml_bench/OnlineDigits-v0",
+                    {**digits, "projection": True},
+                    name="digits_projected",
+                ),
+                TaskFamily("vsml_bench/OnlineIris-v0", {"stream_length": 50}, name="iris"),
+                TaskFamily("vsml_bench/OnlineWine-v0", {"stream_length": 50}, name="wine"),
+                TaskFamily(
+                    "vsml_bench/OnlineBreastCancer-v0", {"stream_length": 50}, name="breast_cancer"
+                ),
+            ),
+            eval_streams=64,
+        ),
+        "paper-small": Preset(
+            name="paper-small",
+            description="MNIST train pooled to 7x7, streams of 100, 64 ES pairs (half projected)",
+            train=TrainConfig(
+                method="es",
+                steps=10000,
+                n_pairs=64,
+                sigma=0.05,
+                learning_rate=0.025,
+                eval_every=250,
+                checkpoint_every=25,
+            ),
+            families=_mnist_pair(7, 100),
+            eval_families=(
+                TaskFamily(
+                    "vsml_bench/OnlineMNIST-v0",
+                    {"split": "test", "image_size": 7, "stream_length": 100},
+                    name="mnist_test_7x7",
+                ),
+                TaskFamily(
+                    "vsml_bench/OnlineMNIST-v0",
+                    {"split": "test", "stream_length": 100},
+                    name="mnist_test_28x28",
+                ),
+            ),
+            eval_streams=64,
+        ),
+        "paper": Preset(
+            name="paper",
+            description="the paper's config: MNIST 784->10, streams of 500, 1024 ES pairs, 10k steps",
+            train=TrainConfig(
+                method="es",
+                steps=10000,
+                n_pairs=1024,
+                sigma=0.05,
+                learning_rate=0.025,
+                eval_every=100,
+                checkpoint_every=10,
+            ),
+            families=(
+                TaskFamily(
+                    "vsml_bench/OnlineMNIST-v0",
+                    {"split": "train", "stream_length": 500, "permute_labels": True},
+                ),
+            ),
+            eval_families=(
+                TaskFamily(
+                    "vsml_bench/OnlineMNIST-v0",
+                    {"split": "test", "stream_length": 500},
+                    name="mnist_test",
+                ),
+            ),
+            eval_streams=128,
+        ),
+    }
+
+
+PRESETS: dict[str, Preset] = _presets()
+
+
+def get(name: str) -> Preset:
+    """The preset called ``name``; raises :class:`UnknownPreset` naming the choices."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPreset(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None
