@@ -69,6 +69,8 @@ class ClassificationParams:
       n_classes: ``C``, classes of a task (the action space).
       stream_length: ``T``.
       input_shape: shape of ``obs["x"]`` (``(D,)`` when flattened).
+      example_shape: shape of one example before flattening (``(H, W, C)`` for images after any
+        resize, ``(D,)`` for vectors); used for rendering.
       x_scale, x_shift: affine normalisation applied at ``reset`` (pixel scaling and dataset
         statistics folded into one multiply-add).
       projection: multiply inputs by a task's Glorot-uniform ``D x D`` matrix.
@@ -87,6 +89,7 @@ class ClassificationParams:
     n_classes: int = _static()
     stream_length: int = _static()
     input_shape: tuple[int, ...] = _static()
+    example_shape: tuple[int, ...] = _static(default=())
     x_scale: float = _static(default=1.0)
     x_shift: float = _static(default=0.0)
     projection: bool = _static(default=False)

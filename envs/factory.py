@@ -187,6 +187,7 @@ def make_from(
         split=ds.split,
         n_dataset_classes=c_data,
         input_shape=tuple(int(s) for s in input_shape),
+        example_shape=shape,
         x_scale=float(scale),
         x_shift=float(shift),
         projection=bool(projection),
