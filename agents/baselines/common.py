@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from vsml_bench.agents.api import Observation, PyTree
+from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 
 
 def flat_x(obs: Observation) -> jax.Array:
@@ -51,3 +51,29 @@ def error_signal(prev_logits: jax.Array, prev_label: jax.Array, n_classes: int) 
     """
     error = jax.nn.softmax(prev_logits) - one_hot_label(prev_label, n_classes)
     return jnp.where(has_label(prev_label, n_classes), error, 0.0)
+
+
+def run_stream(
+    learner: Learner,
+    meta_params: PyTree,
+    key: jax.Array,
+    spec: TaskSpec,
+    xs: jax.Array,
+    labels: jax.Array,
+) -> jax.Array:
+    """Run a learner over one labelled stream given as arrays; returns the logits ``[T, C]``.
+
+    The observations are built as the online env builds them: ``{"x": xs[t], "prev_label":
+    labels[t-1]}`` with ``prev_label = C`` ("none") at ``t = 0``. Pure and ``jit``/``vmap``-able
+    (vmap over ``key, xs, labels`` for many streams); a convenience for tests and sweeps that do
+    not need the environment's task sampling.
+    """
+    none = jnp.full((1,), spec.n_classes, jnp.int32)
+    prev_labels = jnp.concatenate([none, jnp.asarray(labels, jnp.int32)[:-1]])
+
+    def body(state: PyTree, obs: Observation) -> tuple[PyTree, jax.Array]:
+        return learner.step(meta_params, state, obs)
+
+    state = learner.init(meta_params, key, spec)
+    _, logits = jax.lax.scan(body, state, {"x": xs, "prev_label": prev_labels})
+    return logits
