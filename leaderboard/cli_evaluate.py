@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_streams or args.stream_length:
         suite = suite.resized(args.n_streams, args.stream_length)
     learner = harness.build_learner(args.learner)
+    harness.enable_compilation_cache()
     doc = harness.evaluate(
         learner,
         suite,
