@@ -107,3 +107,27 @@ def test_fetch(tmp_path, monkeypatch, run_cli):
     assert code == 2 and "no split 'validation'" in err
     code, _, err = run_cli("fetch", "nosuchset")
     assert code == 2 and "unknown dataset" in err
+
+
+def test_verify_corrupted_mnist_through_the_installed_command(tmp_path):
+    """The acceptance check as a user runs it: a separate process, the real dispatcher."""
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "data" / "mnist" / "t10k-images-idx3-ubyte.gz"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(64)))
+    env = {k: v for k, v in os.environ.items() if k != "VSML_BENCH_DATA"}
+    env["VSML_BENCH_DATA"] = str(tmp_path / "data")
+    proc = subprocess.run(
+        [sys.executable, "-m", "vsml_bench", "data", "verify", "mnist"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "failed verification" in err[0] and str(bad) in err[0]
