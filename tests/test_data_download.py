@@ -134,3 +134,23 @@ def test_downloaded_file_is_renamed_only_after_verification(tmp_path, monkeypatc
 def test_no_mirror_gives_a_clear_error(tmp_path):
     with pytest.raises(data.DatasetNotFound, match="no public mirror"):
         data.load("cifar10_jpeg", "test", data_dir=tmp_path, download=True)
+
+
+def test_a_corrupt_cached_copy_is_replaced_only_when_downloading(tmp_path, monkeypatch):
+    folder, files, x, _ = _mirror(tmp_path)
+    use_files(monkeypatch, "mnist", files)
+    data.fetch("mnist", ["test"])
+    cached = store.cache_dir() / "mnist" / "t10k-images-idx3-ubyte.gz"
+    corrupt_payload(cached)
+    with pytest.raises(data.ChecksumMismatch):
+        data.load("mnist", "test")
+    np.testing.assert_array_equal(data.load("mnist", "test", download=True).x[..., 0], x)
+    # a bad file in a user's folder is reported, never deleted
+    user = tmp_path / "user" / "mnist"
+    user.mkdir(parents=True)
+    for n in files:
+        (user / n).write_bytes((folder / n).read_bytes())
+    corrupt_payload(user / "t10k-images-idx3-ubyte.gz")
+    with pytest.raises(data.ChecksumMismatch):
+        data.load("mnist", "test", data_dir=tmp_path / "user", download=True)
+    assert (user / "t10k-images-idx3-ubyte.gz").exists()

@@ -156,9 +156,8 @@ def _resolve(
         files = [s.files[n] for n in names_]
         paths = [store.locate(s, f, data_dir) for f in files]
         if all(p is not None for p in paths):
-            for f, p in zip(files, paths, strict=True):
-                store.verify(p, f, progress=True, dataset=s.name)  # type: ignore[arg-type]
-            return files, paths  # type: ignore[return-value]
+            paths = [_verified(s, f, p, download) for f, p in zip(files, paths, strict=True)]  # type: ignore[arg-type]
+            return files, paths
     if download:
         names_ = next((a for a in alternatives if all(s.files[n].urls for n in a)), None)
         if names_ is not None:
@@ -167,11 +166,30 @@ def _resolve(
             for f in files:
                 p = store.locate(s, f, data_dir)
                 if p is None:
-                    p = store.download(f, store.cache_dir() / (s.folders or (s.name,))[0])
-                store.verify(p, f, progress=True, dataset=s.name)
-                paths.append(p)
+                    p = store.download(f, _download_dir(s))
+                paths.append(_verified(s, f, p, download))
             return files, paths
     raise not_found(s, split, data_dir)
+
+
+def _download_dir(s: DatasetSpec) -> Path:
+    return store.cache_dir() / (s.folders or (s.name,))[0]
+
+
+def _verified(s: DatasetSpec, f: FileSpec, path: Path, download: bool) -> Path:
+    """Verify ``path``; a bad copy in *our cache* is replaced when downloads are allowed (a
+    user's own folders are never touched: their bad file is reported)."""
+    try:
+        store.verify(path, f, progress=True, dataset=s.name)
+        return path
+    except ChecksumMismatch:
+        in_cache = path.resolve().is_relative_to(store.cache_dir().resolve())
+        if not (download and in_cache and f.urls):
+            raise
+    path.unlink()
+    fresh = store.download(f, _download_dir(s))
+    store.verify(fresh, f, progress=True, dataset=s.name)
+    return fresh
 
 
 def not_found(s: DatasetSpec, split: str, data_dir: PathLike | None = None) -> DatasetNotFound:
