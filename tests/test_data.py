@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 from fixtures_data import (
     corrupt_payload,
+    idx_bytes,
     random_images,
     truncate,
     use_files,
@@ -20,6 +23,8 @@ from fixtures_data import (
     write_omniglot_zip,
     write_svhn_mat,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vsml_bench import data
 from vsml_bench.data import formats, registry, store
@@ -483,3 +488,42 @@ def test_cifar10_jpeg_damaged(tmp_path, rng, monkeypatch, damage):
     with pytest.raises(data.ChecksumMismatch, match="YoongiKim"):
         data.load("cifar10_jpeg", "test", data_dir=tmp_path)
     assert _cache_is_empty()
+
+
+# --------------------------------------------------------------------------------------------
+# Format edge cases
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=4), seed=st.integers(0, 99))
+def test_idx_roundtrip(shape, seed):
+    arr = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(formats.parse_idx_bytes(idx_bytes(arr)), arr)
+
+
+def test_idx_rejects_wrong_magic_and_length():
+    good = idx_bytes(np.zeros((2, 3), np.uint8))
+    with pytest.raises(formats.FormatError, match="bad magic"):
+        formats.parse_idx_bytes(b"\x01" + good[1:])
+    with pytest.raises(formats.FormatError, match="holds 5 bytes of values, not 6"):
+        formats.parse_idx_bytes(good[:-1])
+
+
+def test_verified_but_malformed_file_is_a_one_sentence_user_error(tmp_path, monkeypatch):
+    """If a registry checksum ever named a file of the wrong layout, the user still gets one
+    sentence (FormatError is a UserError), never a numpy traceback."""
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    payloads = {
+        "t10k-images-idx3-ubyte.gz": idx_bytes(np.zeros((3, 28, 28), np.uint8)),
+        "t10k-labels-idx1-ubyte.gz": idx_bytes(np.zeros(4, np.uint8)),  # one label too many
+    }
+    files = {}
+    for name, payload in payloads.items():
+        (folder / name).write_bytes(gzip.compress(payload))
+        files[name] = registry.FileSpec(name, payload_md5=hashlib.md5(payload).hexdigest())
+    use_files(monkeypatch, "mnist", files)
+    with pytest.raises(formats.FormatError, match="do not match") as e:
+        data.load("mnist", "test", data_dir=tmp_path)
+    assert isinstance(e.value, UserError) and "\n" not in str(e.value)
+    assert not list(store.cache_dir().rglob("*.npy"))
