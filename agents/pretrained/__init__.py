@@ -58,19 +58,23 @@ def model_card(name: str) -> dict[str, Any]:
 
 def load(name: str) -> tuple[Any, dict[str, Any]]:
     """``(meta_params, model_card)`` of ``name``, after checking the msgpack's sha256."""
+    card = model_card(name)
+    data = _files().joinpath(f"{_FILES[name]}.msgpack").read_bytes()
+    return parse(data, card, f"{_FILES[name]}.msgpack"), card
+
+
+def parse(data: bytes, card: dict[str, Any], what: str = "the meta-parameter file") -> Any:
+    """Meta-parameters from msgpack ``data`` whose sha256 must equal ``card["sha256"]``."""
     import jax.numpy as jnp
     from flax import serialization
 
-    card = model_card(name)
-    data = _files().joinpath(f"{_FILES[name]}.msgpack").read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != card.get("sha256"):
         raise PretrainedCorrupt(
-            f"{_FILES[name]}.msgpack has sha256 {digest}, not the {card.get('sha256')} of its "
-            "model card; reinstall vsml-bench"
+            f"{what} has sha256 {digest}, not the {card.get('sha256')} of its model card; "
+            "reinstall vsml-bench or re-export the file"
         )
-    tree = serialization.msgpack_restore(data)
-    return _to_jax(tree, jnp), card
+    return _to_jax(serialization.msgpack_restore(data), jnp)
 
 
 def _to_jax(tree: Any, jnp) -> Any:
