@@ -90,6 +90,7 @@ def test_bench_bptt_gradient(benchmark, n_tasks):
 
     loss, grad = benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
     assert bool(jax.numpy.isfinite(loss))
+    assert all(bool(jax.numpy.isfinite(g).all()) for g in jax.tree.leaves(grad))
     updates = n_tasks * STREAM * cells * micro_ticks
     extra = {}
     if memory is not None:
