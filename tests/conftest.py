@@ -5,10 +5,23 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("vsml-bench-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Point the dataset cache (verification stamps, parsed arrays, downloads) at a fresh tmp
-    dir for every test, so tests neither read a user's cache nor leave files behind."""
-    cache = tmp_path_factory.mktemp("vsml-bench-cache")
+def _tmp_cache(_session_cache, monkeypatch):
+    """Point the dataset cache (verification stamps, parsed arrays, downloads) at a tmp dir
+    shared by the session: tests never read a user's cache nor leave files behind, and a real
+    dataset is verified and parsed once per session rather than once per test."""
+    monkeypatch.setenv("VSML_BENCH_CACHE", str(_session_cache))
+    return _session_cache
+
+
+@pytest.fixture
+def fresh_cache(tmp_path_factory, monkeypatch):
+    """An empty cache for this test alone (tests that check what gets cached)."""
+    cache = tmp_path_factory.mktemp("vsml-bench-fresh-cache")
     monkeypatch.setenv("VSML_BENCH_CACHE", str(cache))
     return cache

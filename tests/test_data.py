@@ -46,7 +46,8 @@ def _cache_is_empty() -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _no_real_data(monkeypatch):
+def _no_real_data(monkeypatch, fresh_cache):
+    # An empty cache per test: these tests check exactly what gets cached.
     # Fixture tests must not find the real files through VSML_BENCH_DATA.
     monkeypatch.delenv("VSML_BENCH_DATA", raising=False)
 

@@ -26,7 +26,8 @@ def run_cli(monkeypatch, capsys):
 
 
 @pytest.fixture(autouse=True)
-def _no_real_data(monkeypatch):
+def _no_real_data(monkeypatch, fresh_cache):
+    # An empty cache per test: these tests check exactly what gets cached.
     monkeypatch.delenv("VSML_BENCH_DATA", raising=False)
 
 

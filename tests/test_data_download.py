@@ -14,7 +14,8 @@ from vsml_bench.data.registry import FileSpec
 
 
 @pytest.fixture(autouse=True)
-def _no_real_data(monkeypatch):
+def _no_real_data(monkeypatch, fresh_cache):
+    # An empty cache per test: these tests check exactly what gets cached.
     monkeypatch.delenv("VSML_BENCH_DATA", raising=False)
 
 

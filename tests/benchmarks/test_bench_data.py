@@ -17,7 +17,7 @@ from vsml_bench.data import transforms as T
 
 
 @pytest.fixture
-def mnist_fixture(tmp_path, monkeypatch):
+def mnist_fixture(tmp_path, monkeypatch, fresh_cache):
     """10k MNIST-format images (the size of MNIST's test split) in a private data dir."""
     monkeypatch.delenv("VSML_BENCH_DATA", raising=False)
     rng = np.random.default_rng(0)
