@@ -1,0 +1,116 @@
+"""Leaderboard rendering: ranking, Markdown and HTML escaping, and the page in headless Chromium."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from vsml_bench.leaderboard import render, schema
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_leaderboard_schema import make_doc
+
+XSS = "<img src=x onerror=alert(1)>"
+SCRIPT_XSS = "</td><script>document.title='pwned'</script>"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def entries():
+    return [
+        make_doc(name="strong", p=0.8, seed=1),
+        make_doc(name="strong twin", p=0.8, seed=2),
+        make_doc(name=XSS, p=0.5, seed=3),
+        make_doc(name=SCRIPT_XSS, p=0.3, seed=4, trained_on=()),
+    ]
+
+
+def test_ranking_ties_and_order(entries):
+    rows = render.rank_entries(entries)["offline-v0"]
+    assert [r.name for r in rows] == ["strong twin", "strong", XSS, SCRIPT_XSS] or [
+        r.name for r in rows
+    ] == ["strong", "strong twin", XSS, SCRIPT_XSS]
+    assert [r.rank for r in rows] == [1, 1, 3, 4]  # the two p=0.8 entries are tied
+    assert rows[1].p_better_than_next > 0.9  # strong vs the p=0.5 entry
+    assert 0.3 < rows[0].p_better_than_next < 0.7  # the tie
+
+
+def test_markdown_escapes_user_strings(entries):
+    md = render.render_markdown(entries)
+    assert "<img" not in md and "<script" not in md
+    assert "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
+    table_rows = [line for line in md.splitlines() if line.startswith("| ")]
+    # header + 4 entries, every row with the same number of cells (no | injected).
+    assert len(table_rows) == 5
+    assert len({row.count(" | ") for row in table_rows}) == 1
+    assert "*0." in md  # in-distribution cells in italics
+
+
+def test_html_escapes_user_strings(entries):
+    page = render.render_html(entries)
+    assert XSS not in page and "<script>document" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count("<script>") == 1
+    assert "Content-Security-Policy" in page and "http" not in page.split("</head>")[1]
+
+
+def test_empty_leaderboard_renders():
+    assert "No entries yet" in render.render_markdown([])
+    assert "No entries yet" in render.render_html([])
+
+
+def _dump_dom(tmp_path: Path, html_path: Path) -> str:
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+            html_path.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_page_in_headless_chromium(tmp_path, entries):
+    assert Path(CHROMIUM).exists(), "install Chromium: apt-get install chromium (.ci/run does)"
+    from vsml_bench.leaderboard import cli_render
+
+    results = tmp_path / "results"
+    for i, doc in enumerate(entries):
+        path = tmp_path / f"{i}.json"
+        path.write_text(schema.dump_results(doc))
+        schema.submit(path, results)
+    html_path = tmp_path / "site" / "index.html"
+    n, problems = cli_render.write_leaderboard(results, tmp_path / "README.md", html_path)
+    assert n == 4 and problems == []
+    dom = _dump_dom(tmp_path, html_path)
+    # Our own script ran (the CSP allows it by hash) ...
+    assert 'data-script="ran"' in dom
+    # ... the injected ones did not: no <img> element, no extra <script>, title untouched.
+    assert "<img" not in dom
+    assert dom.count("<script") == 1
+    assert "<title>vsml-bench leaderboard</title>" in dom and "pwned" not in dom.split("<body")[0]
+    names = re.findall(r'<td class="name learner"[^>]*>(.*?)</td>', dom)
+    assert sorted(names) == sorted(
+        [
+            "strong",
+            "strong twin",
+            "&lt;img src=x onerror=alert(1)&gt;",
+            "&lt;/td&gt;&lt;script&gt;document.title='pwned'&lt;/script&gt;",
+        ]
+    )
+    assert dom.count("<polyline") == 4 * 6  # a learning curve per learner and task
+    assert (tmp_path / "README.md").read_text().count("\n| ") == 5
