@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from types import ModuleType
 
 from vsml_bench.errors import UserError
 
@@ -30,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, ModuleType | None]:
+    """The top-level parser; only ``command``'s module is imported (keeps ``--help`` fast)."""
     from vsml_bench import __version__
 
     parser = argparse.ArgumentParser(
@@ -39,20 +41,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     )
     parser.add_argument("--version", action="version", version=f"vsml-bench {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    modules: dict[str, object] = {}
+    chosen = None
     for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(module_name)
-        module.add_arguments(command)
-        modules[name] = module
-    return parser, modules
+        command_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            chosen = importlib.import_module(module_name)
+            chosen.add_arguments(command_parser)
+    return parser, chosen
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, modules = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser, module = build_parser(command)
     args = parser.parse_args(argv)
     try:
-        return int(modules[args.command].run(args) or 0)
+        return int(module.run(args) or 0)
     except UserError as error:
         print(f"vsml-bench {args.command}: error: {error}", file=sys.stderr)
         return 2
