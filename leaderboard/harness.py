@@ -294,7 +294,7 @@ def run_python_streams(
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
     env = gym.make(task.env_id, **kwargs)
-    spec = env.unwrapped.task_spec() if hasattr(env.unwrapped, "task_spec") else None
+    spec = env.unwrapped.task_spec
     key = jax.random.key(task.seed)
     all_logits, all_labels, all_scored = [], [], []
     try:
