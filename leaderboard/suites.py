@@ -167,9 +167,9 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
         "ood-v0": Suite(
             "ood-v0",
             "The VSML meta-test family: MNIST-like sets, natural images, Omniglot, "
-            "and synthetic tasks; 64 streams of 500 examples from each test split.",
+            "and synthetic tasks; 64 streams of 300 examples from each test split.",
             tuple(
-                _task(name, 2000 + i, 64, 500, **_OOD_KWARGS[name]) for i, name in enumerate(_OOD)
+                _task(name, 2000 + i, 64, 300, **_OOD_KWARGS[name]) for i, name in enumerate(_OOD)
             ),
         ),
     }
