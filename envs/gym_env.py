@@ -17,6 +17,7 @@ uses ``jax.random.fold_in(jax.random.key(s), i)``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -33,6 +34,30 @@ from vsml_bench.errors import UserError
 _MAX_SEED = 2**63 - 1
 # EnvState fields that change during an episode (the stream xs/labels is fixed at reset).
 _COUNTERS = ("t", "prev_label", "n_correct", "n_scored")
+
+
+_JIT_CACHE: dict[tuple[type, str], Any] = {}
+
+
+def _jitted(func_env: Any, name: str, build) -> Any:
+    """One compiled function per (env class, name), shared by every env instance: the
+    functional envs hold no state, and a fresh ``jax.jit`` per instance would compile again."""
+    key = (type(func_env), name)
+    if key not in _JIT_CACHE:
+        _JIT_CACHE[key] = build()
+    return _JIT_CACHE[key]
+
+
+def _step_counters(func_env, state, counters, action, params):
+    """``env.step`` that returns the episode's counters but not its stream.
+
+    Returning the whole state would copy the ``[N, T, D]`` stream on every call (hundreds of
+    MB at N = 1024); the stream stays an input and only the small counters come back.
+    """
+    full = dataclasses.replace(state, **counters)
+    obs, new, reward, terminated, truncated, info = func_env.step(None, full, action, params)
+    counters = {name: getattr(new, name) for name in _COUNTERS}
+    return obs, counters, reward, terminated, truncated, info
 
 
 class InvalidActionError(UserError, ValueError):
@@ -111,8 +136,9 @@ class ClassificationGymEnv(gym.Env):
         self.observation_space = self.func_env.observation_space(self.params)
         self.action_space = self.func_env.action_space(self.params)
         self.task_spec = self.func_env.task_spec(self.params)
-        self._sample_task = jax.jit(self.func_env.sample_task)
-        self._reset_to_task = jax.jit(self.func_env.reset_to_task)
+        env = self.func_env
+        self._sample_task = _jitted(env, "sample_task", lambda: jax.jit(env.sample_task))
+        self._reset_to_task = _jitted(env, "reset_to_task", lambda: jax.jit(env.reset_to_task))
         p = self.params
         self._n_classes = p.n_classes
         self._length = p.stream_length
@@ -282,27 +308,26 @@ class ClassificationVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.task_spec = self.func_env.task_spec(self.params)
         env = self.func_env
-        self._reset_fn = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
-        self._reset_task_fn = jax.jit(jax.vmap(env.reset_to_task, in_axes=(0, None, None)))
-        self._sample_task = jax.jit(env.sample_task)
-        self._step_fn = jax.jit(jax.vmap(self._step_counters, in_axes=(0, 0, 0, None)))
+        self._reset_fn = _jitted(
+            env, "vmap_reset", lambda: jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+        )
+        self._reset_task_fn = _jitted(
+            env,
+            "vmap_reset_to_task",
+            lambda: jax.jit(jax.vmap(env.reset_to_task, in_axes=(0, None, None))),
+        )
+        self._sample_task = _jitted(env, "sample_task", lambda: jax.jit(env.sample_task))
+        self._step_fn = _jitted(
+            env,
+            "vmap_step_counters",
+            lambda: jax.jit(
+                jax.vmap(functools.partial(_step_counters, env), in_axes=(0, 0, 0, None))
+            ),
+        )
         self._logits = self.params.action_type == "logits"
         self._state = None
         self._needs_reset = False
         self._pinned_task: Task | None = None
-
-    def _step_counters(self, state, counters, action, params):
-        """``env.step`` that returns the episode's counters but not its stream.
-
-        Returning the whole state would copy the ``[N, T, D]`` stream on every call (hundreds of
-        MB at N = 1024); the stream stays an input and only the small counters come back.
-        """
-        full = dataclasses.replace(state, **counters)
-        obs, new, reward, terminated, truncated, info = self.func_env.step(
-            None, full, action, params
-        )
-        counters = {name: getattr(new, name) for name in _COUNTERS}
-        return obs, counters, reward, terminated, truncated, info
 
     def _reset_all(self, key: jax.Array) -> dict[str, np.ndarray]:
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(self.num_envs))
