@@ -20,6 +20,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+import numpy as np
 from vsml_bench.leaderboard import metrics, schema
 from vsml_bench.leaderboard.suites import SUITES
 
@@ -318,6 +319,80 @@ def _suite_section(suite_id: str, rows: Sequence[Row]) -> str:
         f"<tbody>{''.join(body)}</tbody></table>"
         f"<h3>Learning curves: accuracy against position in the stream ({_e(suite_id)})</h3>"
         f'{_legend(rows)}<div class="curves">{plots}</div>'
+        f"{_details(task_ids, rows)}{_improvement_matrix(rows)}"
+    )
+
+
+_DETAIL_METRICS = (
+    ("accuracy", "mean acc."),
+    ("acc_at_1", "acc@1"),
+    ("acc_at_10", "acc@10"),
+    ("acc_at_100", "acc@100"),
+    ("acc_at_last", "acc@last"),
+    ("online_ce", "online CE"),
+)
+
+
+def _details(task_ids: Sequence[str], rows: Sequence[Row]) -> str:
+    """Per task: every metric of every learner with its 95% CI (collapsed by default)."""
+    parts = ["<details><summary>Per-task metrics with 95% bootstrap CIs</summary>"]
+    for task_id in task_ids:
+        head = "".join(f'<th data-sort="num">{label}</th>' for _, label in _DETAIL_METRICS)
+        body = []
+        for row in rows:
+            task = row.tasks.get(task_id)
+            if task is None or task["status"] != "ok":
+                continue
+            cells = [f'<td class="name" data-value="{_e(row.name)}">{_e(row.name)}</td>']
+            for key, _ in _DETAIL_METRICS:
+                m = task["metrics"].get(key)
+                if m is None:
+                    cells.append('<td data-value="-1">–</td>')
+                    continue
+                bar = (
+                    _ci_bar(metrics.Estimate(m["value"], m["low"], m["high"]))
+                    if key != "online_ce"
+                    else ""
+                )
+                cells.append(
+                    f'<td data-value="{m["value"]:.6f}">{m["value"]:.3f} '
+                    f'<span class="ci">[{m["low"]:.3f}, {m["high"]:.3f}]</span> {bar}</td>'
+                )
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        if body:
+            parts.append(
+                f'<h4>{_e(task_id)}</h4><table class="board"><thead><tr>'
+                f'<th class="name" data-sort="text">Learner</th>{head}</tr></thead>'
+                f"<tbody>{''.join(body)}</tbody></table>"
+            )
+    return "".join(parts) + "</details>"
+
+
+def _improvement_matrix(rows: Sequence[Row]) -> str:
+    """P(row learner > column learner) on their shared OOD tasks (Agarwal et al. 2021)."""
+    ranked = [r for r in rows if r.headline is not None]
+    if len(ranked) < 2:
+        return ""
+    scores = [
+        {
+            k: np.asarray(metrics.decode_task_raw(t["raw"])[0].mean(axis=1))
+            for k, t in r.tasks.items()
+            if t["status"] == "ok" and t["distribution"] == "ood"
+        }
+        for r in ranked
+    ]
+    head = "".join(f"<th>{_e(r.name)}</th>" for r in ranked)
+    body = []
+    for i, row in enumerate(ranked):
+        cells = []
+        for j in range(len(ranked)):
+            p = None if i == j else metrics.probability_of_improvement(scores[i], scores[j])
+            cells.append(f"<td>{_fmt(p, 2)}</td>")
+        body.append(f'<tr><td class="name">{_e(row.name)}</td>{"".join(cells)}</tr>')
+    return (
+        "<details><summary>Probability of improvement P(row &gt; column) on shared OOD tasks"
+        f'</summary><table><thead><tr><th class="name">P(row &gt; column)</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></details>"
     )
 
 
