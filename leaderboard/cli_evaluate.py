@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="shorter streams (an unofficial run that cannot be submitted)",
     )
+    parser.add_argument(
+        "--meta-trained-on",
+        default=None,
+        help="comma-separated datasets the meta-parameters saw (overrides the learner's "
+        "declaration; those tasks count as in-distribution)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with dataset files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -43,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{option} must be a positive integer, not {value}")
     if args.n_streams or args.stream_length:
         suite = suite.resized(args.n_streams, args.stream_length)
-    learner = harness.build_learner(args.learner)
+    trained_on = None
+    if args.meta_trained_on is not None:
+        trained_on = tuple(d.strip() for d in args.meta_trained_on.split(",") if d.strip())
+    learner = harness.build_learner(args.learner, meta_trained_on=trained_on)
     harness.enable_compilation_cache()
     doc = harness.evaluate(
         learner,

@@ -18,6 +18,7 @@ as "not run: data missing". After every task the partial document is written ato
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,18 +61,73 @@ def parse_learner_spec(text: str) -> tuple[str, str | None]:
     return name, (extra or None)
 
 
-def build_learner(text: str, **config: Any) -> Any:
+def build_learner(text: str, meta_trained_on: tuple[str, ...] | None = None, **config: Any) -> Any:
     """A :class:`~vsml_bench.agents.api.Learner` from ``NAME[:pretrained-or-path]``.
 
-    The part after ``:`` is passed on as ``pretrained=`` (a shipped name such as ``mnist`` or
-    a path to a meta-parameter file); the learner registry decides what it accepts.
+    After ``:`` comes either a shipped name (``vsml:mnist``, passed on as ``pretrained=``) or
+    the path of a meta-parameter file (``vsml:runs/x/best.msgpack``: Flax msgpack, no pickle),
+    optionally with a model card beside it (same stem, ``.json``: its ``config``,
+    ``meta_trained_on`` and ``sha256`` are used). ``meta_trained_on`` overrides what the
+    learner declares (it decides which tasks count as OOD).
     """
     from vsml_bench import agents
 
     name, extra = parse_learner_spec(text)
-    if extra is not None:
-        config = {**config, "pretrained": extra}
-    return agents.make(name, **config)
+    if extra is not None and (
+        os.sep in extra or extra.endswith(".msgpack") or Path(extra).is_file()
+    ):
+        learner = _learner_from_file(name, Path(extra), config)
+    else:
+        if extra is not None:
+            config = {**config, "pretrained": extra}
+        learner = agents.make(name, **config)
+    if meta_trained_on is not None:
+        learner = dataclasses.replace(learner, meta_trained_on=tuple(meta_trained_on))
+    return learner
+
+
+def _learner_from_file(name: str, path: Path, config: dict[str, Any]) -> Any:
+    import jax
+    import jax.numpy as jnp
+    from flax import serialization
+
+    from vsml_bench import agents
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise LearnerSpecError(
+            f"cannot read meta-parameter file {path}: {error.strerror or error}"
+        ) from None
+    card: dict[str, Any] = {}
+    card_path = path.with_suffix(".json")
+    if card_path.is_file():
+        try:
+            card = json.loads(card_path.read_text())
+        except (OSError, ValueError):
+            raise LearnerSpecError(f"model card {card_path} is not valid JSON") from None
+        if not isinstance(card, dict):
+            raise LearnerSpecError(f"model card {card_path} is not a JSON object")
+        sha = card.get("sha256")
+        if sha is not None and sha != hashlib.sha256(data).hexdigest():
+            raise LearnerSpecError(
+                f"{path.name} does not match the sha256 in its model card {card_path.name}"
+            )
+    try:
+        meta_params = jax.tree.map(jnp.asarray, serialization.msgpack_restore(data))
+    except Exception:  # msgpack raises several unrelated types on bad bytes
+        raise LearnerSpecError(
+            f"{path} is not a Flax msgpack meta-parameter file (as `vsml-bench train` writes)"
+        ) from None
+    card_config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    learner = agents.make(name, **{**card_config, **config})
+    trained_on = card.get("meta_trained_on", ())
+    return dataclasses.replace(
+        learner,
+        meta_params=meta_params,
+        meta_trained_on=tuple(str(d) for d in trained_on) if isinstance(trained_on, list) else (),
+        config={**dict(learner.config), "meta_params_file": path.name},
+    )
 
 
 def meta_params_of(learner: Any, key: Any, spec: Any) -> Any:

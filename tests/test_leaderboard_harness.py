@@ -158,3 +158,42 @@ def test_python_learner_runs_through_the_gymnasium_env(tmp_path):
     assert doc["tasks"][0]["metrics"]["accuracy"]["value"] > 0.6  # learns sum-sign online
     records = harness.rerun_streams(doc, learner, n_streams=2)
     assert all(r["agree"] for r in records)  # seeded from the same per-stream keys
+
+
+def test_learner_from_a_meta_parameter_file(tmp_path):
+    import hashlib
+
+    import jax
+    from flax import serialization
+
+    from vsml_bench.agents.api import TaskSpec
+
+    base = agents.make("hebbian")
+    meta = base.meta_init(jax.random.key(0), TaskSpec((4,), 3))
+    meta = jax.tree.map(lambda v: v + 0.5, meta)  # not the defaults
+    data = serialization.msgpack_serialize(jax.tree.map(np.asarray, meta))
+    path = tmp_path / "theta.msgpack"
+    path.write_bytes(data)
+    card = {"meta_trained_on": ["iris"], "sha256": hashlib.sha256(data).hexdigest(), "config": {}}
+    path.with_suffix(".json").write_text(json.dumps(card))
+
+    learner = harness.build_learner(f"hebbian:{path}")
+    assert learner.meta_trained_on == ("iris",)
+    assert harness.meta_params_sha256(learner.meta_params) == harness.meta_params_sha256(meta)
+    assert learner.config["meta_params_file"] == "theta.msgpack"
+    doc = harness.evaluate(learner, tiny_suite(tasks=("iris", "wine")), None, progress=False)
+    assert [t["distribution"] for t in doc["tasks"]] == ["in-distribution", "ood"]
+    assert doc["learner"]["meta_params_sha256"] == harness.meta_params_sha256(meta)
+    overridden = harness.build_learner(f"hebbian:{path}", meta_trained_on=("wine",))
+    assert overridden.meta_trained_on == ("wine",)
+
+    card["sha256"] = "0" * 64
+    path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(harness.LearnerSpecError, match="does not match the sha256"):
+        harness.build_learner(f"hebbian:{path}")
+    path.with_suffix(".json").unlink()
+    path.write_bytes(b"\xc1 not msgpack")
+    with pytest.raises(harness.LearnerSpecError, match="not a Flax msgpack"):
+        harness.build_learner(f"hebbian:{path}")
+    with pytest.raises(harness.LearnerSpecError, match="cannot read"):
+        harness.build_learner(f"hebbian:{tmp_path / 'absent.msgpack'}")
