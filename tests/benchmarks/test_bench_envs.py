@@ -1,0 +1,134 @@
+"""Environment throughput: the OOP env, ``make_vec`` at N = 64 and 1024, the jitted scan.
+
+Run with ``pytest tests/benchmarks/test_bench_envs.py --benchmark-enable``; each benchmark
+records ``env_steps_per_s`` (single-stream steps per second) in ``extra_info``. With benchmarks
+disabled (the default test run) each body runs once as a smoke test.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from vsml_bench.envs import make
+
+import vsml_bench  # noqa: F401  (registers the IDs)
+
+DIGITS = "vsml_bench/OnlineDigits-v0"
+
+
+def _record(benchmark, env_steps: int) -> None:
+    if benchmark.stats is not None:  # None when benchmarks are disabled
+        mean = benchmark.stats.stats.mean
+        benchmark.extra_info["env_steps_per_s"] = env_steps / mean
+        benchmark.extra_info["us_per_env_step"] = 1e6 * mean / env_steps
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "logits"])
+def test_bench_oop_env_step(benchmark, action_type):
+    """``gym.make`` (with Gymnasium's wrappers) stepped from Python, one stream."""
+    env = gym.make(DIGITS, stream_length=100_000, action_type=action_type)
+    env.reset(seed=0)
+    n = 2000
+    action = 3 if action_type == "discrete" else np.zeros(10, np.float32)
+
+    def run():
+        total = 0.0
+        for _ in range(n):
+            _, reward, _, truncated, _ = env.step(action)
+            total += reward
+            if truncated:
+                env.reset()
+        return total
+
+    total = benchmark.pedantic(run, rounds=5, warmup_rounds=1, iterations=1)
+    assert np.isfinite(total)
+    _record(benchmark, n)
+
+
+def test_bench_functional_step_dispatch(benchmark):
+    """Reference point: one jitted functional step per Python call (dispatch-bound)."""
+    # The state holds the stream, which each un-donated call copies: keep T modest.
+    env, params = make(DIGITS, stream_length=1000)
+    step = jax.jit(env.step)
+    _, state = jax.jit(env.reset)(jax.random.key(0), params)
+    n = 200
+
+    def run():
+        s = state
+        for _ in range(n):
+            _, s, *_ = step(None, s, jnp.int32(3), params)
+        return jax.block_until_ready(s.t)
+
+    t = benchmark.pedantic(run, rounds=3, warmup_rounds=1, iterations=1)
+    assert int(t) == n
+    _record(benchmark, n)
+
+
+@pytest.mark.parametrize("num_envs", [64, 1024])
+def test_bench_make_vec_step(benchmark, num_envs):
+    """``gym.make_vec``: N streams per jitted call, NumPy in and out."""
+    venv = gym.make_vec(DIGITS, num_envs=num_envs, stream_length=10_000)
+    venv.reset(seed=0)
+    actions = np.zeros(num_envs, np.int64)
+    n = 50
+
+    def run():
+        for _ in range(n):
+            obs, reward, *_ = venv.step(actions)
+        return obs, reward
+
+    obs, reward = benchmark.pedantic(run, rounds=5, warmup_rounds=1, iterations=1)
+    assert obs["x"].shape == (num_envs, 64) and reward.shape == (num_envs,)
+    _record(benchmark, n * num_envs)
+
+
+def _episode_fns(params, env, action):
+    length = params.stream_length
+
+    def scan_steps(state, params):
+        def tick(state, _):
+            obs, state, reward, *_ = env.step(None, state, action, params)
+            # Use the observation, or XLA drops the inputs (and the projection) as dead code.
+            return state, reward + 0.0 * obs["x"].sum()
+
+        return jax.lax.scan(tick, state, None, length=length)[1]
+
+    def episode(key, params):
+        return scan_steps(env.reset(key, params)[1], params)
+
+    return scan_steps, episode
+
+
+@pytest.mark.parametrize("action_type", ["discrete", "logits"])
+@pytest.mark.parametrize("projection", [False, True])
+def test_bench_jitted_functional_scan(benchmark, action_type, projection):
+    """The meta-training path: reset + ``lax.scan`` of ``step`` over T, ``vmap`` over streams."""
+    n_streams, length = 1024, 100
+    env, params = make(DIGITS, stream_length=length, action_type=action_type, projection=projection)
+    action = jnp.zeros((), jnp.int32) if action_type == "discrete" else jnp.zeros(10, jnp.float32)
+    _, episode = _episode_fns(params, env, action)
+    run = jax.jit(jax.vmap(episode, in_axes=(0, None)))
+    keys = jax.random.split(jax.random.key(0), n_streams)
+    rewards = benchmark.pedantic(
+        lambda: jax.block_until_ready(run(keys, params)), rounds=5, warmup_rounds=1, iterations=1
+    )
+    assert rewards.shape == (n_streams, length) and bool(jnp.isfinite(rewards).all())
+    _record(benchmark, n_streams * length)
+
+
+def test_bench_jitted_scan_steps_only(benchmark):
+    """The stepping part alone (streams already sampled): the per-step cost of the core."""
+    n_streams, length = 1024, 100
+    env, params = make(DIGITS, stream_length=length)
+    scan_steps, _ = _episode_fns(params, env, jnp.zeros((), jnp.int32))
+    keys = jax.random.split(jax.random.key(0), n_streams)
+    _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
+    run = jax.jit(jax.vmap(scan_steps, in_axes=(0, None)))
+    rewards = benchmark.pedantic(
+        lambda: jax.block_until_ready(run(states, params)), rounds=5, warmup_rounds=1, iterations=1
+    )
+    assert rewards.shape == (n_streams, length)
+    _record(benchmark, n_streams * length)
