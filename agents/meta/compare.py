@@ -55,6 +55,7 @@ def compare(
     length: int = 100,
     seed: int = 0,
     hidden: tuple[int, ...] = (0,),
+    learners: tuple[str, ...] = ("vsml", "sgd", "adam"),
 ) -> dict[str, Any]:
     """Scores of VSML and of the best-rate SGD / Adam (per hidden size) on the same streams."""
     from vsml_bench import agents, envs
@@ -62,15 +63,21 @@ def compare(
     _, env_params = envs.make(env_id, split=split, stream_length=length)
     key = jax.random.key(seed)
     results: dict[str, Any] = {
-        "env_id": env_id, "split": split, "n_streams": n_streams, "stream_length": length,
+        "env_id": env_id,
+        "split": split,
+        "n_streams": n_streams,
+        "stream_length": length,
         "seed": seed,
     }
-    t0 = time.perf_counter()
-    vsml = agents.make("vsml", **vsml_config)
-    meta_params = jax.tree.map(jnp.asarray, vsml_meta_params)
-    results["vsml"] = stream_scores(run_learner(vsml, meta_params, env_params, key, n_streams))
-    results["vsml"]["wall_s"] = time.perf_counter() - t0
+    if "vsml" in learners:
+        t0 = time.perf_counter()
+        vsml = agents.make("vsml", **vsml_config)
+        meta_params = jax.tree.map(jnp.asarray, vsml_meta_params)
+        results["vsml"] = stream_scores(run_learner(vsml, meta_params, env_params, key, n_streams))
+        results["vsml"]["wall_s"] = time.perf_counter() - t0
     for name, rates in (("sgd", SGD_RATES), ("adam", ADAM_RATES)):
+        if name not in learners:
+            continue
         for h in hidden:
             grid = {}
             for lr in rates:
@@ -78,8 +85,11 @@ def compare(
                 grid[lr] = stream_scores(run_learner(learner, {}, env_params, key, n_streams))
             best = max(grid, key=lambda lr: grid[lr]["acc_at_last"])
             label = name if h == 0 else f"{name}_mlp{h}"
-            results[label] = {**grid[best], "best_learning_rate": best,
-                              "grid": {str(k): v["acc_at_last"] for k, v in grid.items()}}
+            results[label] = {
+                **grid[best],
+                "best_learning_rate": best,
+                "grid": {str(k): v["acc_at_last"] for k, v in grid.items()},
+            }
     return results
 
 
@@ -87,26 +97,37 @@ def main(argv: list[str] | None = None) -> int:
     from flax import serialization
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--meta-params", help="a msgpack of VSML meta-parameters (default: shipped mnist)")
+    parser.add_argument(
+        "--meta-params", help="a msgpack of VSML meta-parameters (default: shipped mnist)"
+    )
     parser.add_argument("--env", default="vsml_bench/OnlineFashionMNIST-v0")
     parser.add_argument("--split", default="test")
     parser.add_argument("--streams", type=int, default=256)
     parser.add_argument("--length", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, nargs="+", default=[0])
+    parser.add_argument("--learners", nargs="+", default=["vsml", "sgd", "adam"])
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
-    if args.meta_params:
+    meta_params, config = None, {}
+    if "vsml" in args.learners and args.meta_params:
         meta_params = serialization.msgpack_restore(Path(args.meta_params).read_bytes())
-        config: dict[str, Any] = {}
-    else:
+    elif "vsml" in args.learners:
         from vsml_bench.agents import pretrained
 
         meta_params, card = pretrained.load("mnist")
         config = dict(card.get("config", {}))
-    results = compare(meta_params, config, env_id=args.env, split=args.split,
-                      n_streams=args.streams, length=args.length, seed=args.seed,
-                      hidden=tuple(args.hidden))
+    results = compare(
+        meta_params,
+        config,
+        env_id=args.env,
+        split=args.split,
+        n_streams=args.streams,
+        length=args.length,
+        seed=args.seed,
+        hidden=tuple(args.hidden),
+        learners=tuple(args.learners),
+    )
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
