@@ -314,7 +314,7 @@ def resolve_layers(config: VSMLConfig, spec: TaskSpec) -> tuple[_LayerShape, ...
             if len(current) != 3:
                 raise VSMLConfigError(
                     f"VSML conv layer {index} needs an image input [H, W, C], got {current}; "
-                    "use dense layers for tabular data."
+                    "make the env with flatten=False, or use dense layers for tabular data."
                 )
             height, width, channels = current
             k, s = layer.kernel_size, layer.stride
