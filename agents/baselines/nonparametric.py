@@ -121,12 +121,15 @@ def knn(k: int = 5, capacity: int = 1024) -> Learner:
         n_classes = state.memory_y.shape[-1]
         prev_label = jnp.asarray(obs["prev_label"], jnp.int32)
         labelled = has_label(prev_label, n_classes)
+        # Write the previous example into its ring slot; an unlabelled step rewrites the slot
+        # with its own content. (Selecting between two whole buffers instead would copy the
+        # buffer every step.)
         slot = state.n_stored % capacity
-        memory_x = jnp.where(labelled, state.memory_x.at[slot].set(state.prev_x), state.memory_x)
-        memory_y = jnp.where(
-            labelled,
-            state.memory_y.at[slot].set(one_hot_label(prev_label, n_classes)),
-            state.memory_y,
+        memory_x = state.memory_x.at[slot].set(
+            jnp.where(labelled, state.prev_x, state.memory_x[slot])
+        )
+        memory_y = state.memory_y.at[slot].set(
+            jnp.where(labelled, one_hot_label(prev_label, n_classes), state.memory_y[slot])
         )
         n_stored = state.n_stored + labelled.astype(jnp.int32)
 
@@ -135,9 +138,18 @@ def knn(k: int = 5, capacity: int = 1024) -> Learner:
         # top_k of -dist finds the nearest; empty slots get -inf so they are never chosen
         # before a stored example (and vote nothing when chosen, being all-zero one-hots).
         neg_dist = jnp.where(valid, -dist, -jnp.inf)
-        _, nearest = jax.lax.top_k(neg_dist, k)
-        votes = jnp.sum(memory_y[nearest], axis=0)
-        logits = votes + (0.5 / k) * memory_y[nearest[0]]
+        # k rounds of argmax rather than lax.top_k: top_k sorts on XLA:CPU, while k passes
+        # over the buffer are O(k · capacity) and fuse (k is small).
+        votes = jnp.zeros((n_classes,), jnp.float32)
+        nearest_label = None
+        for _ in range(k):
+            best = jnp.argmax(neg_dist)
+            # An empty slot (all remaining -inf: fewer than k stored) votes nothing.
+            label = jnp.where(neg_dist[best] > -jnp.inf, memory_y[best], 0.0)
+            nearest_label = label if nearest_label is None else nearest_label
+            votes = votes + label
+            neg_dist = jnp.where(jnp.arange(capacity) == best, -jnp.inf, neg_dist)
+        logits = votes + (0.5 / k) * nearest_label
         return KnnState(memory_x, memory_y, n_stored, x), logits
 
     return Learner(

@@ -65,12 +65,16 @@ class CachedBlock(nn.Module):
         q = nn.DenseGeneral((self.n_heads, head_dim), name="query")(y)
         k = nn.DenseGeneral((self.n_heads, head_dim), name="key")(y)
         v = nn.DenseGeneral((self.n_heads, head_dim), name="value")(y)
-        cache_k = cache_k.at[slot].set(k)
-        cache_v = cache_v.at[slot].set(v)
-        scores = jnp.einsum("hd,chd->hc", q, cache_k) / jnp.sqrt(jnp.float32(head_dim))
+        # Caches are [heads, context, head_dim]; the new key/value go into ring slot `slot`
+        # (an in-place scatter). The two attention products are written as broadcast
+        # multiply + sum: for one query per step they are batched mat-vecs, which XLA:CPU
+        # runs several times slower as dot_generals than as fused elementwise reductions.
+        cache_k = cache_k.at[:, slot].set(k)
+        cache_v = cache_v.at[:, slot].set(v)
+        scores = jnp.sum(q[:, None, :] * cache_k, axis=-1) / jnp.sqrt(jnp.float32(head_dim))
         scores = jnp.where(valid[None, :], scores, _MASKED)
         weights = jax.nn.softmax(scores, axis=-1)
-        attended = jnp.einsum("hc,chd->hd", weights, cache_v)
+        attended = jnp.sum(weights[:, :, None] * cache_v, axis=1)
         h = h + nn.DenseGeneral(self.d_model, axis=(-2, -1), name="attention_out")(attended)
         y = nn.LayerNorm(name="ln_mlp")(h)
         y = nn.Dense(self.mlp_ratio * self.d_model, name="mlp_in")(y)
@@ -92,11 +96,11 @@ class GPICLTransformer(nn.Module):
         self,
         token: jax.Array,
         position: jax.Array,
-        cache_k: jax.Array,
-        cache_v: jax.Array,
+        cache_k: tuple[jax.Array, ...],
+        cache_v: tuple[jax.Array, ...],
         slot: jax.Array,
         valid: jax.Array,
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    ) -> tuple[jax.Array, tuple[jax.Array, ...], tuple[jax.Array, ...]]:
         h = nn.Dense(self.d_model, name="embed")(token)
         h = h + sinusoidal_position(position, self.d_model)
         new_k, new_v = [], []
@@ -108,12 +112,14 @@ class GPICLTransformer(nn.Module):
             new_v.append(v)
         h = nn.LayerNorm(name="ln_out")(h)
         logits = nn.Dense(self.n_classes, name="readout")(h)
-        return logits, jnp.stack(new_k), jnp.stack(new_v)
+        return logits, tuple(new_k), tuple(new_v)
 
 
 class TransformerState(NamedTuple):
-    cache_k: jax.Array  # [layers, context, heads, head_dim]
-    cache_v: jax.Array  # [layers, context, heads, head_dim]
+    # One [heads, context, head_dim] array per layer: a tuple, not a stacked array, so that a
+    # step updates each layer's cache in place instead of re-stacking all of them.
+    cache_k: tuple[jax.Array, ...]
+    cache_v: tuple[jax.Array, ...]
     position: jax.Array  # int32[]: the step t of the next token
     n_classes_marker: jax.Array  # [C] zeros; carries the class count into the jitted step
 
@@ -131,8 +137,8 @@ def transformer(
     def model(n_classes: int) -> GPICLTransformer:
         return GPICLTransformer(n_classes, d_model, n_layers, n_heads, mlp_ratio)
 
-    def empty_cache() -> jax.Array:
-        return jnp.zeros((n_layers, context, n_heads, head_dim), jnp.float32)
+    def empty_cache() -> tuple[jax.Array, ...]:
+        return tuple(jnp.zeros((n_heads, context, head_dim), jnp.float32) for _ in range(n_layers))
 
     def meta_init(key: jax.Array, spec: TaskSpec) -> dict:
         token = jnp.zeros((spec.input_size + spec.n_classes + 1,), jnp.float32)
