@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-streams",
         type=int,
         default=None,
-        help="run fewer streams per task (an unofficial run that cannot be submitted)",
+        help="streams per task (an unofficial run that cannot be submitted)",
     )
     parser.add_argument(
         "--stream-length",
@@ -32,6 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="comma-separated datasets the meta-parameters saw (overrides the learner's "
         "declaration; those tasks count as in-distribution)",
+    )
+    parser.add_argument(
+        "--tasks",
+        default=None,
+        help="comma-separated task IDs to run (an unofficial run that cannot be submitted)",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with dataset files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{option} must be a positive integer, not {value}")
     if args.n_streams or args.stream_length:
         suite = suite.resized(args.n_streams, args.stream_length)
+    if args.tasks:
+        suite = suite.subset([t.strip() for t in args.tasks.split(",") if t.strip()])
     trained_on = None
     if args.meta_trained_on is not None:
         trained_on = tuple(d.strip() for d in args.meta_trained_on.split(",") if d.strip())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
@@ -108,6 +108,17 @@ class Suite:
             )
             for t in self.tasks
         )
+        return replace(self, tasks=tasks, official=False)
+
+    def subset(self, task_ids: Sequence[str]) -> Suite:
+        """An unofficial copy with only ``task_ids`` (in suite order); unknown IDs are an error."""
+        unknown = sorted(set(task_ids) - {t.task_id for t in self.tasks})
+        if unknown:
+            known = ", ".join(t.task_id for t in self.tasks)
+            raise UnknownSuite(
+                f"suite {self.suite_id} has no task {unknown[0]!r}; its tasks are: {known}"
+            )
+        tasks = tuple(t for t in self.tasks if t.task_id in set(task_ids))
         return replace(self, tasks=tasks, official=False)
 
 

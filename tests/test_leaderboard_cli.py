@@ -48,10 +48,13 @@ def test_evaluate_and_verify_commands(tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["evaluate", "--learner", "nearest_mean", "--suite", "offline-v0", "--out", str(out)]
     args += ["--n-streams", "2", "--stream-length", "16", "--no-progress", "--name", "nm"]
+    args += ["--tasks", "wine,iris"]
     assert cli.main(args) == 0
     printed = capsys.readouterr().out
     assert "headline IQM (OOD)" in printed and "wrote" in printed
-    assert schema.read_results(out)["learner"]["name"] == "nm"
+    doc = schema.read_results(out)
+    assert doc["learner"]["name"] == "nm" and not doc["suite"]["official"]
+    assert [t["task_id"] for t in doc["tasks"]] == ["iris", "wine"]
     assert cli.main(["verify", str(out), "--streams", "3"]) == 0
     assert "3/3 streams agree" in capsys.readouterr().out
 
@@ -64,3 +67,6 @@ def test_evaluate_user_errors(tmp_path, capsys):
         cli.main(["evaluate", "--learner", "no_such", "--suite", "offline-v0", "--out", out]) == 2
     )
     assert "no_such" in capsys.readouterr().err
+    args = ["evaluate", "--learner", "sgd", "--out", out, "--tasks", "iris,mnist"]
+    assert cli.main(args) == 2
+    assert "has no task 'mnist'" in capsys.readouterr().err
