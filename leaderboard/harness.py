@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache, partial
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -264,12 +264,23 @@ def _scores_from_logits(logits: Any, labels: Any, scored: Any) -> tuple[np.ndarr
 
 
 def _make_env(task: Task, data_dir: Any = None) -> tuple[Any, Any]:
+    """``vsml_bench.envs.make`` for a task, memoised: meta-init and the rollout share one build
+    (loading and resizing a dataset can take longer than running a cheap learner on it)."""
+    return _make_env_cached(
+        task.env_id,
+        json.dumps(task.make_kwargs(), sort_keys=True),
+        None if data_dir is None else str(data_dir),
+    )
+
+
+@lru_cache(maxsize=2)
+def _make_env_cached(env_id: str, kwargs_json: str, data_dir: str | None) -> tuple[Any, Any]:
     from vsml_bench import envs
 
-    kwargs = task.make_kwargs()
+    kwargs = json.loads(kwargs_json)
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
-    return envs.make(task.env_id, **kwargs)
+    return envs.make(env_id, **kwargs)
 
 
 def enable_compilation_cache() -> Path | None:
