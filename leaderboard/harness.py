@@ -572,16 +572,19 @@ def rerun_streams(
     for entry in ran:
         if entry["task_id"] not in picks:
             continue
-        task = suite.task(entry["task_id"])
-        task = Task(
-            task_id=task.task_id,
-            dataset=task.dataset,
-            env_id=entry["env_id"],
-            env_kwargs=entry["env_kwargs"],
+        # Env ID and kwargs come from the suite definition, never from the file (a hostile
+        # file must not choose e.g. data_dir or download); sizes and seed are checked below.
+        task = dataclasses.replace(
+            suite.task(entry["task_id"]),
             n_streams=entry["n_streams"],
             stream_length=entry["stream_length"],
             seed=entry["seed"],
         )
+        if entry["env_id"] != task.env_id or entry["env_kwargs"] != dict(task.env_kwargs):
+            raise UserError(
+                f"task {task.task_id} of the results file is not the suite's task "
+                f"(env ID or kwargs differ), so its streams cannot be re-run"
+            )
         ids = np.array(sorted(picks[task.task_id]))
         recorded_correct, recorded_ce = metrics.decode_task_raw(entry["raw"])
         meta_params = _task_meta_params(learner, task, data_dir)
