@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.envs import (
     INVALID_LOG_PROB,
@@ -403,3 +405,28 @@ def test_rollout_discrete_uses_argmax_and_is_differentiable_in_logits_mode():
     up, _ = value_and_grad({"log_lr": meta["log_lr"] + eps})
     down, _ = value_and_grad({"log_lr": meta["log_lr"] - eps})
     assert np.isclose(float(grad["log_lr"]), float(up - down) / (2 * eps), rtol=0.05, atol=1e-4)
+
+
+# --------------------------------------------------------------------------- properties
+
+_FEW = make(FEW_DIGITS, n_way=4, k_shot=2, n_query=3, projection=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_few_shot_protocol_holds_for_any_seed(seed):
+    env, params = _FEW
+    task = jitted(env, "sample_task")(jax.random.key(seed), params)
+    idx, labels = (
+        np.asarray(a) for a in jitted(env, "sample_indices")(jax.random.key(seed + 1), task, params)
+    )
+    classes = np.asarray(task.classes)
+    assert len(set(classes.tolist())) == 4 and (classes >= 0).all() and (classes < 10).all()
+    n_support = params.n_support
+    assert sorted(labels[:n_support].tolist()) == sorted([0, 1, 2, 3] * 2)
+    assert sorted(labels[n_support:].tolist()) == sorted([0, 1, 2, 3] * 3)
+    assert len(set(idx.tolist())) == len(idx)  # no example twice in an episode
+    np.testing.assert_array_equal(_DIGITS_Y[idx], classes[labels])
+
+
+_DIGITS_Y = data.load("digits").y
