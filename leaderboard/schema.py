@@ -263,9 +263,20 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
             )
     elif require_official:
         raise ResultsError(
-            "results file comes from a resized (unofficial) suite run, which cannot be submitted; "
-            "evaluate without --n-streams/--stream-length"
+            "results file comes from a resized or partial (unofficial) suite run, which cannot be "
+            "submitted; evaluate without --n-streams/--stream-length/--tasks"
         )
+    else:
+        # Unofficial runs may change sizes and drop tasks, never what a task is.
+        defined = {t.task_id: t.to_json() for t in suite.tasks}
+        for task in doc["tasks"]:
+            want = defined.get(task["task_id"])
+            fixed = ("dataset", "env_id", "env_kwargs", "seed")
+            if want is None or any(task[k] != want[k] for k in fixed):
+                raise ResultsError(
+                    f"results file's task {task['task_id']!r} is not a task of {suite_id} "
+                    "(dataset, env ID, kwargs and seed must match the suite definition)"
+                )
 
     task_ids = [t["task_id"] for t in doc["tasks"]]
     if len(set(task_ids)) != len(task_ids):

@@ -120,6 +120,10 @@ def test_semantic_checks(base_doc):
     doc["suite"]["official"] = False
     _reject(doc, "cannot be submitted")
     doc = copy.deepcopy(base_doc)
+    doc["suite"]["official"] = False
+    doc["tasks"][0]["env_kwargs"] = {"download": True}
+    _reject(doc, "is not a task of offline-v0", official=False)
+    doc = copy.deepcopy(base_doc)
     doc["suite"]["id"] = "nope-v9"
     _reject(doc, "unknown suite")
     doc = copy.deepcopy(base_doc)
