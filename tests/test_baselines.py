@@ -188,6 +188,9 @@ def test_knn_and_nearest_mean_by_hand() -> None:
     # 3 nearest of the query: two of class 1, one of class 0; the nearest one is class 1.
     np.testing.assert_allclose(knn_logits[-1], [1.0, 2.0 + 0.5 / 3, 0.0], atol=1e-6)
     np.testing.assert_allclose(knn_logits[0], 0.0)  # nothing stored yet: uniform
+    # Fewer than k stored: only the stored examples vote (t=1: one, t=2: two, both class 0).
+    np.testing.assert_allclose(knn_logits[1], [1.0 + 0.5 / 3, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(knn_logits[2], [2.0 + 0.5 / 3, 0.0, 0.0], atol=1e-6)
 
 
 def test_knn_ring_buffer_keeps_the_latest_examples() -> None:

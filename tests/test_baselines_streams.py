@@ -124,3 +124,17 @@ def test_registry_builds_every_baseline() -> None:
         learner = agents.make(name)
         assert learner.name == name
         assert learner.description
+
+
+def test_learning_rate_sweep_ranks_rates() -> None:
+    from vsml_bench.agents.baselines.tune import best, sweep_learning_rate
+
+    rows = sweep_learning_rate(
+        "vsml_bench/OnlineDigits-v0", "sgd", (1e-5, 0.1), n_streams=64, stream_length=50
+    )
+    assert [row["learning_rate"] for row in rows] == [1e-5, 0.1]
+    for row in rows:
+        assert 0.0 <= row["acc_at_end"] <= 1.0 and 0.0 <= row["online_acc"] <= 1.0
+    # A learning rate of 1e-5 barely moves the initial weights: near chance (0.1).
+    assert rows[0]["acc_last10"] < 0.25 < rows[1]["acc_last10"]
+    assert best(rows)["learning_rate"] == 0.1
