@@ -43,9 +43,11 @@ class Observation(TypedDict):
     prev_label: jax.Array
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Learner:
     """A learning algorithm: pure functions plus the facts the harness records about it.
+
+    Hashed by identity, so a learner can be a static argument of ``jax.jit``.
 
     Attributes:
       name: registry name, e.g. ``"vsml"``.
