@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
 from vsml_bench.agents.api import Learner, TaskSpec
 
 #: Probability a hard class prediction is given when converted to logits (see

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+
 import vsml_bench.agents as agents
 import vsml_bench.envs as envs
 from vsml_bench.agents.adapter import (

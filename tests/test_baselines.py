@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.baselines import (
     fast_weights,

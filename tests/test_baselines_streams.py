@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 import vsml_bench.agents as agents
 import vsml_bench.envs as envs
 from vsml_bench.agents.api import TaskSpec

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
 from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 
 

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
 from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 from vsml_bench.agents.baselines.common import flat_x, has_label, select_tree
 

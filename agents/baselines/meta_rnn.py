@@ -25,6 +25,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
 from vsml_bench.agents.api import Learner, Observation, TaskSpec
 from vsml_bench.agents.baselines.common import error_signal, flat_x, has_label, one_hot_with_none
 

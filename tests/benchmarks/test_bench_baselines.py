@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import pytest
+
 import vsml_bench.agents as agents
 import vsml_bench.envs as envs
 from vsml_bench.agents.baselines.common import run_stream
