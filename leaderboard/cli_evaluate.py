@@ -43,10 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vsml_bench.errors import UserError
     from vsml_bench.leaderboard import harness
     from vsml_bench.leaderboard.suites import get_suite
-
-    from vsml_bench.errors import UserError
 
     suite = get_suite(args.suite)
     for option, value in (("--n-streams", args.n_streams), ("--stream-length", args.stream_length)):

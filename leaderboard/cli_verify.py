@@ -19,9 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsml_bench.leaderboard import harness, schema
-
     from vsml_bench.errors import UserError
+    from vsml_bench.leaderboard import harness, schema
 
     if args.streams < 1:
         raise UserError(f"--streams must be a positive integer, not {args.streams}")

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vsml_bench.leaderboard import metrics, schema
-from vsml_bench.leaderboard.suites import Suite, Task
 
 from vsml_bench.errors import UserError
+from vsml_bench.leaderboard import metrics, schema
+from vsml_bench.leaderboard.suites import Suite, Task
 
 #: -log(1e-8): the env's log-probability of a non-finite prediction, as a loss.
 INVALID_CE = float(-np.log(1e-8))

@@ -21,6 +21,7 @@ from string import Template
 from typing import Any
 
 import numpy as np
+
 from vsml_bench.leaderboard import metrics, schema
 from vsml_bench.leaderboard.suites import SUITES
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from vsml_bench.leaderboard import metrics
-from vsml_bench.leaderboard.suites import EMBEDDED_DATASETS, SUITES
 
 from vsml_bench.errors import UserError
+from vsml_bench.leaderboard import metrics
+from vsml_bench.leaderboard.suites import EMBEDDED_DATASETS, SUITES
 
 FORMAT = "vsml-bench/results"
 SCHEMA_VERSION = 1

@@ -3,9 +3,8 @@
 import sys
 from pathlib import Path
 
-from vsml_bench.leaderboard import schema
-
 from vsml_bench import cli
+from vsml_bench.leaderboard import schema
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_leaderboard_schema import make_doc

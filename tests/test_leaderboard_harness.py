@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from vsml_bench.leaderboard import harness, schema
-from vsml_bench.leaderboard.suites import SUITES, Suite, get_suite
 
 from vsml_bench import agents
+from vsml_bench.leaderboard import harness, schema
+from vsml_bench.leaderboard.suites import SUITES, Suite, get_suite
 
 TINY = dict(n_streams=4, stream_length=24)
 

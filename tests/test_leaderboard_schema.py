@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from vsml_bench.leaderboard import schema
 from vsml_bench.leaderboard.suites import get_suite
 
