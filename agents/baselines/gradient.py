@@ -125,7 +125,7 @@ def online_gradient_learner(
 def sgd(learning_rate: float = 0.1, hidden: int = 0) -> Learner:
     """Online SGD, batch 1: ``θ ← θ − η ∇L``; linear (``hidden=0``) or one ReLU hidden layer."""
     hidden = int(hidden)
-    kind = "linear" if hidden == 0 else f"{hidden}-unit ReLU MLP"
+    kind = "linear model" if hidden == 0 else f"{hidden}-unit ReLU MLP"
     return online_gradient_learner(
         "sgd",
         optax.sgd(float(learning_rate)),
@@ -144,7 +144,7 @@ def adam(
 ) -> Learner:
     """Online Adam, batch 1 (optax.adam); linear (``hidden=0``) or one ReLU hidden layer."""
     hidden = int(hidden)
-    kind = "linear" if hidden == 0 else f"{hidden}-unit ReLU MLP"
+    kind = "linear model" if hidden == 0 else f"{hidden}-unit ReLU MLP"
     return online_gradient_learner(
         "adam",
         optax.adam(float(learning_rate), b1=float(b1), b2=float(b2), eps=float(eps)),
