@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from vsml_bench.agents.api import Learner
-
 from vsml_bench.errors import UserError
 
 ENTRY_POINT_GROUP = "vsml_bench.learners"
@@ -45,7 +44,7 @@ class _Entry:
     source: str = "builtin"  # "builtin" | "user" | "plugin:<distribution>"
 
 
-# name -> ("module:function", one line); the baselines engineer provides these factories.
+# name -> ("module:function", one line), imported on first use.
 _BUILTINS: dict[str, tuple[str, str]] = {
     "vsml": (
         "vsml_bench.agents.vsml:vsml",
@@ -78,6 +77,10 @@ _BUILTINS: dict[str, tuple[str, str]] = {
         "k nearest neighbours over the stream",
     ),
     "chance": ("vsml_bench.agents.baselines.nonparametric:chance", "uniform logits (chance level)"),
+    "sklearn_sgd": (
+        "vsml_bench.agents.adapter:sklearn_sgd",
+        "scikit-learn SGDClassifier.partial_fit, one example at a time (a Python learner)",
+    ),
 }
 
 _registry: dict[str, _Entry] = {
