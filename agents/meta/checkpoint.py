@@ -35,6 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs (e.g. shipped files) must be readable
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

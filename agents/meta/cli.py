@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         **preset.to_dict(),
         "learner": args.learner,
         "learner_config": dict(learner.config),
-        "command": "vsml-bench " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "command": shlex.join(sys.argv),
         "package_version": __version__,
         "git_commit": git_commit(),
         "hardware": hardware(),
