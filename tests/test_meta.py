@@ -16,6 +16,7 @@ import numpy as np
 import optax
 import pytest
 from test_meta_toy import SPEC, TOY_LEARNER, toy_evaluate, toy_objective
+
 from vsml_bench.agents.meta import checkpoint as ckpt
 from vsml_bench.agents.meta.bptt import (
     bptt_gradient,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_meta_toy import TOY_LEARNER
+
 from vsml_bench.agents.meta import cli, plot, presets
 from vsml_bench.agents.meta.es import es_gradient
 from vsml_bench.agents.meta.tasks import (

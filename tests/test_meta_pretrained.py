@@ -10,12 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from test_meta_toy import SPEC, TOY_LEARNER, toy_evaluate, toy_objective
+
+from vsml_bench import agents
 from vsml_bench.agents import pretrained
 from vsml_bench.agents.meta import checkpoint as ckpt
 from vsml_bench.agents.meta.export import export
 from vsml_bench.agents.meta.loop import TrainConfig, train
-
-from vsml_bench import agents
 
 
 def test_export_writes_a_verified_model_card(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
 

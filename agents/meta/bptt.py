@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
+
 from vsml_bench.agents.api import Learner
 from vsml_bench.agents.meta.es import shard_batch
 from vsml_bench.agents.meta.objective import Objective, allocate

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
 from vsml_bench.agents.meta.objective import Objective, allocate
 
 PyTree = Any

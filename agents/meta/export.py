@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flax import serialization
+
 from vsml_bench.agents.meta.checkpoint import atomic_write_bytes, atomic_write_text
 from vsml_bench.agents.meta.plot import read_metrics
 

@@ -54,6 +54,7 @@ def plot_run(run_dir: str | Path, png: str | Path | None = None, window: int = 5
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from vsml_bench.agents.meta.checkpoint import atomic_write_bytes
 
     run_dir = Path(run_dir)

@@ -19,7 +19,6 @@ from typing import Any
 
 from vsml_bench.agents.meta.loop import TrainConfig
 from vsml_bench.agents.meta.tasks import TaskFamily
-
 from vsml_bench.errors import UserError
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
 from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import jax
 import pytest
+
+from vsml_bench import agents
 from vsml_bench.agents.meta.bptt import bptt_gradient
 from vsml_bench.agents.meta.es import es_gradient
 from vsml_bench.agents.meta.tasks import TaskFamily, build_objective
-
-from vsml_bench import agents
 
 STREAM = 100
 FAMILY = TaskFamily("vsml_bench/OnlineDigits-v0", {"stream_length": STREAM, "projection": True})
