@@ -49,8 +49,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 
+from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 from vsml_bench.errors import UserError
 
 # The gate shifts are constants of the cell (not stored in the bias): a fresh cell forgets

@@ -27,10 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def rows(data_dir: str | os.PathLike | None = None) -> list[dict[str, object]]:
     """One dict per registered ID: id, kind, dataset, classes, input_shape, default split,
     the splits whose files are present, whether the default one is, and whether any is."""
+    from vsml_bench import data
     from vsml_bench.envs.factory import DEFAULT_N_WAY
     from vsml_bench.envs.registration import all_env_ids
-
-    from vsml_bench import data
 
     out = []
     present_cache: dict[str, list[str]] = {}

@@ -36,8 +36,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from vsml_bench.agents.api import TaskSpec
 
+from vsml_bench.agents.api import TaskSpec
 from vsml_bench.data import transforms
 
 ACTION_TYPES = ("discrete", "logits")

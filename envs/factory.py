@@ -12,11 +12,11 @@ import math
 from typing import Any
 
 import numpy as np
+
 from vsml_bench.envs.core import ACTION_TYPES, ClassificationEnv, ClassificationParams
 from vsml_bench.envs.fewshot import FewShotClassification, FewShotParams
 from vsml_bench.envs.online import OnlineClassification, OnlineParams
 from vsml_bench.envs.registration import all_env_ids, parse_env_id
-
 from vsml_bench.errors import UserError
 
 ENV_CLASSES: dict[str, type[ClassificationEnv]] = {

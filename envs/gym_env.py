@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+
 from vsml_bench.envs.core import INVALID_LOG_PROB, ClassificationParams, Task
 from vsml_bench.envs.factory import make_from
-
 from vsml_bench.errors import UserError
 
 _MAX_SEED = 2**63 - 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+
 from vsml_bench.envs.core import ClassificationEnv, ClassificationParams, Task
 
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
 from vsml_bench.agents.api import Learner
 from vsml_bench.envs.core import ClassificationParams
 from vsml_bench.envs.factory import env_for

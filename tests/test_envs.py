@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from vsml_bench import data
 from vsml_bench.agents.api import Learner, TaskSpec
+from vsml_bench.data import transforms
 from vsml_bench.envs import (
     INVALID_LOG_PROB,
     FewShotParams,
@@ -19,9 +22,6 @@ from vsml_bench.envs import (
     rollout,
     stream_keys,
 )
-
-from vsml_bench import data
-from vsml_bench.data import transforms
 from vsml_bench.errors import UserError
 
 DIGITS = "vsml_bench/OnlineDigits-v0"

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
+
+import vsml_bench
+from vsml_bench import data
 from vsml_bench.envs import (
     ClassificationGymEnv,
     ClassificationVectorEnv,
@@ -22,9 +25,6 @@ from vsml_bench.envs import (
     register_envs,
     stream_keys,
 )
-
-import vsml_bench
-from vsml_bench import data
 from vsml_bench.errors import UserError
 
 DIGITS = "vsml_bench/OnlineDigits-v0"

@@ -9,10 +9,10 @@ import textwrap
 import warnings
 
 import pytest
-from vsml_bench.agents import registry
-from vsml_bench.agents.api import Learner, TaskSpec
 
 from vsml_bench import agents
+from vsml_bench.agents import registry
+from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.errors import UserError
 
 BUILTINS = {

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
 from vsml_bench.agents import TaskSpec, make
 from vsml_bench.agents import vsml as V
-
 from vsml_bench.errors import UserError
 
 M, S = 8, 16  # default message and state sizes

@@ -12,9 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from vsml_bench.envs import make
 
 import vsml_bench  # noqa: F401  (registers the IDs)
+from vsml_bench.envs import make
 
 DIGITS = "vsml_bench/OnlineDigits-v0"
 

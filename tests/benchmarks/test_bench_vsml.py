@@ -21,6 +21,7 @@ import time
 import jax
 import jax.numpy as jnp
 import pytest
+
 import vsml_bench.agents as agents
 from vsml_bench.agents import vsml as V
 from vsml_bench.agents.api import TaskSpec
