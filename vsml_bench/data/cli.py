@@ -95,12 +95,12 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _short_splits(splits: list[str]) -> str:
-    """EMNIST has 12 splits: show them as ``byclass|bymerge|..._train|test`` to keep rows short."""
+    """EMNIST has 12 splits: show them as ``{byclass,bymerge,...}_{train,test}`` (short rows)."""
     parts = [s.rsplit("_", 1) for s in splits]
     if len(splits) > 4 and all(len(p) == 2 for p in parts):
         stems = list(dict.fromkeys(p[0] for p in parts))
         tails = list(dict.fromkeys(p[1] for p in parts))
-        return f"{'|'.join(stems)}_{'|'.join(tails)}"
+        return f"{{{','.join(stems)}}}_{{{','.join(tails)}}}"
     return ", ".join(splits)
 
 
