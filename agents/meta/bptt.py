@@ -25,8 +25,8 @@ import optax
 from jax.sharding import Mesh
 
 from vsml_bench.agents.api import Learner
-from vsml_bench.agents.meta.es import shard_batch
-from vsml_bench.agents.meta.objective import Objective, allocate
+from vsml_bench.agents.meta.es import group_batches
+from vsml_bench.agents.meta.objective import Objective
 
 PyTree = Any
 
@@ -82,17 +82,10 @@ def bptt_loss(
 
     Task i draws its key from ``fold_in(key, i)`` so that sharding does not change the result.
     """
-    granule = 1 if mesh is None else mesh.size
-    sizes = allocate(n_tasks, [g.share for g in objective.groups], granule)
-    weight = sum(g.share for g, n in zip(objective.groups, sizes, strict=True) if n)
+    batches = group_batches(objective, n_tasks, key, mesh)
+    weight = sum(group.share for group, _ in batches)
     total = jnp.zeros((), jnp.float32)
-    start = 0
-    for group, size in zip(objective.groups, sizes, strict=True):
-        if size == 0:
-            continue
-        indices = jnp.arange(start, start + size)
-        start += size
-        task_keys = shard_batch(jax.vmap(lambda i: jax.random.fold_in(key, i))(indices), mesh)
+    for group, task_keys in batches:
         losses = jax.vmap(group.loss, in_axes=(None, 0))(meta_params, task_keys)
         total = total + group.share / weight * jnp.mean(losses)
     return total

@@ -70,6 +70,26 @@ def shard_batch(x: Any, mesh: Mesh | None) -> Any:
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), x)
 
 
+def group_batches(
+    objective: Objective, n: int, key: jax.Array, mesh: Mesh | None
+) -> list[tuple[Any, jax.Array]]:
+    """Split a batch of ``n`` items among the objective's groups: ``[(group, keys)]``.
+
+    Each group gets its share of ``n`` (in multiples of the mesh size); item ``i`` of the batch
+    draws ``fold_in(key, i)``, so sharding never changes which key an item gets.
+    """
+    granule = 1 if mesh is None else mesh.size
+    sizes = allocate(n, [g.share for g in objective.groups], granule)
+    batches, start = [], 0
+    for group, size in zip(objective.groups, sizes, strict=True):
+        if size:
+            indices = jnp.arange(start, start + size)
+            keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
+            batches.append((group, shard_batch(keys, mesh)))
+        start += size
+    return batches
+
+
 def es_gradient(
     objective: Objective,
     meta_params: PyTree,
@@ -96,17 +116,8 @@ def es_gradient(
       mesh: shard the pairs over this mesh (``None``: no constraint).
     """
     flat, unravel = ravel_pytree(meta_params)
-    granule = 1 if mesh is None else mesh.size
-    sizes = allocate(n_pairs, [g.share for g in objective.groups], granule)
-
     plus, minus, noises = [], [], []
-    start = 0
-    for group, size in zip(objective.groups, sizes, strict=True):
-        if size == 0:
-            continue
-        indices = jnp.arange(start, start + size)
-        start += size
-        pair_keys = shard_batch(jax.vmap(lambda i: jax.random.fold_in(key, i))(indices), mesh)
+    for group, pair_keys in group_batches(objective, n_pairs, key, mesh):
 
         def evaluate_pair(pair_key, group=group):
             noise_key, task_key = jax.random.split(pair_key)
