@@ -12,10 +12,8 @@ from vsml_bench import cli
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """cli.main restricted to the data command, so this file tests the data layer alone
-    (the other command modules are other people's; the dispatcher imports them all)."""
-    monkeypatch.setattr(cli, "COMMANDS", {"data": cli.COMMANDS["data"]})
+def run_cli(capsys):
+    """``vsml-bench data ...`` in-process: (exit code, stdout, stderr)."""
 
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(["data", *argv])
