@@ -377,9 +377,9 @@ def dense_update(
     # Factored projections: once per input row and once per output column, not per cell.
     row = fwd_in @ w_fwd  # [A, 4S]
     col = bwd_in @ w_bwd + b  # [B, 4S]
-    drive = row[:, None, :] + col[None, :, :]  # [A, B, 4S], the same for every micro tick
     for _ in range(micro_ticks):
-        h, c = _gates(drive + h @ w_h, c)
+        # Broadcast inside the gate fusion: an [A, B, 4S] drive tensor would go through memory.
+        h, c = _gates(h @ w_h + row[:, None, :] + col[None, :, :], c)
     if layer_norm:
         # LayerNorm is not linear: the heads must run per cell before the mean.
         fwd_out = jnp.mean(_head(params, "linear", "layer_norm", h, True), axis=0)
