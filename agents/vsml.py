@@ -342,10 +342,16 @@ def _split_lstm(params: PyTree, msg_size: int) -> tuple[jax.Array, ...]:
     return w[:msg_size], w[msg_size : 2 * msg_size], w[2 * msg_size :], b
 
 
+def _sigmoid(x: jax.Array) -> jax.Array:
+    """``σ(x) = (1 + tanh(x/2)) / 2``: the same function, but XLA:CPU's ``logistic`` costs
+    several times its ``tanh`` (exp plus a division, fused less well); +4-6% on the forward."""
+    return 0.5 + 0.5 * jnp.tanh(0.5 * x)
+
+
 def _gates(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     i, g, f, o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(f + FORGET_SHIFT) * c + jax.nn.sigmoid(i + INPUT_SHIFT) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    c = _sigmoid(f + FORGET_SHIFT) * c + _sigmoid(i + INPUT_SHIFT) * jnp.tanh(g)
+    h = _sigmoid(o) * jnp.tanh(c)
     return h, c
 
 

@@ -313,15 +313,14 @@ def _jitted_rollout(learner: Any) -> Callable[..., Any]:
     marked static; env params and meta-params stay arguments (no constant folding of data).
     XLA still compiles once per task shape, but a second run of the same task is free.
     """
-    import jax
 
-    from vsml_bench import envs
+    from vsml_bench import envs, xla
 
     cached = _JITTED.get(id(learner))
     if cached is not None and cached[0] is learner:
         return cached[1]
 
-    @partial(jax.jit, static_argnames="n_streams")
+    @partial(xla.jit, static_argnames="n_streams")
     def run(params: Any, mp: Any, key: Any, ids: Any, n_streams: int) -> tuple[Any, Any, Any]:
         out = envs.rollout(params, learner, mp, key, n_streams, stream_ids=ids)
         return out.logits, out.labels, out.scored

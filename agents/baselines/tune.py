@@ -39,14 +39,14 @@ def sweep_learning_rate(
     import jax
     import jax.numpy as jnp
 
-    from vsml_bench import agents, envs
+    from vsml_bench import agents, envs, xla
 
     _, params = envs.make(env_id, stream_length=stream_length, **env_kwargs)
     key = jax.random.key(seed)
     rows = []
     for lr in grid:
         learner = agents.make(learner_name, learning_rate=float(lr), hidden=int(hidden))
-        run = jax.jit(lambda p, k, learner=learner: envs.rollout(p, learner, {}, k, n_streams))
+        run = xla.jit(lambda p, k, learner=learner: envs.rollout(p, learner, {}, k, n_streams))
         correct = run(params, key).correct.astype(jnp.float32)
         rows.append(
             {

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsml_bench import xla
+
 SGD_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 ADAM_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
 
@@ -41,7 +43,7 @@ def stream_scores(correct: np.ndarray) -> dict[str, float]:
 def run_learner(learner, meta_params, env_params, key, n_streams: int) -> np.ndarray:
     from vsml_bench.envs import rollout
 
-    fn = jax.jit(lambda mp, ep: rollout(ep, learner, mp, key, n_streams).correct)
+    fn = xla.jit(lambda mp, ep: rollout(ep, learner, mp, key, n_streams).correct)
     return np.asarray(fn(meta_params, env_params))
 
 

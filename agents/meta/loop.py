@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from vsml_bench import xla
 from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta import checkpoint as ckpt
 from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
@@ -119,7 +120,7 @@ def make_step_fn(
         meta_params = optax.apply_updates(meta_params, updates)
         return meta_params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grad)}
 
-    jitted = jax.jit(step)
+    jitted = xla.jit(step)
     return lambda meta_params, opt_state, key: jitted(meta_params, opt_state, key, objective)
 
 

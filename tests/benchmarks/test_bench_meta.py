@@ -17,7 +17,7 @@ from __future__ import annotations
 import jax
 import pytest
 
-from vsml_bench import agents
+from vsml_bench import agents, xla
 from vsml_bench.agents.meta.bptt import bptt_gradient
 from vsml_bench.agents.meta.es import es_gradient
 from vsml_bench.agents.meta.tasks import TaskFamily, build_objective
@@ -64,7 +64,7 @@ def _record(benchmark, per_call_examples, cells, micro_ticks, extra=None):
 @pytest.mark.parametrize("n_pairs", [64])
 def test_bench_es_step(benchmark, n_pairs):
     objective, meta_params, cells, micro_ticks = _setup()
-    step = jax.jit(lambda p, k, o: es_gradient(o, p, k, n_pairs=n_pairs, sigma=0.05).grad)
+    step = xla.jit(lambda p, k, o: es_gradient(o, p, k, n_pairs=n_pairs, sigma=0.05).grad)
     key = jax.random.key(1)
     jax.block_until_ready(step(meta_params, key, objective))  # compile outside the timing
 
@@ -79,7 +79,7 @@ def test_bench_es_step(benchmark, n_pairs):
 @pytest.mark.parametrize("n_tasks", [16])
 def test_bench_bptt_gradient(benchmark, n_tasks):
     objective, meta_params, cells, micro_ticks = _setup()  # VSML's step is rematerialised
-    grad_fn = jax.jit(lambda p, k, o: bptt_gradient(o, p, k, n_tasks=n_tasks))
+    grad_fn = xla.jit(lambda p, k, o: bptt_gradient(o, p, k, n_tasks=n_tasks))
     key = jax.random.key(1)
     compiled = grad_fn.lower(meta_params, key, objective).compile()
     memory = compiled.memory_analysis()

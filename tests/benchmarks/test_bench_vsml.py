@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import pytest
 
 import vsml_bench.agents as agents
+from vsml_bench import xla
 from vsml_bench.agents import vsml as V
 from vsml_bench.agents.api import TaskSpec
 
@@ -68,7 +69,7 @@ def _streams(n_inputs: int, n_classes: int, length: int, n_streams: int):
 
 
 def _forward(learner, spec):
-    @jax.jit
+    @xla.jit
     def run(meta_params, keys, xs, prev):
         states = jax.vmap(lambda k: learner.init(meta_params, k, spec))(keys)
         step = jax.vmap(learner.step, in_axes=(None, 0, 0))
@@ -138,7 +139,7 @@ def test_vsml_meta_gradient_cell_updates_per_second(benchmark, matmul_flops) -> 
         logits = forward(meta_params, keys, xs, prev)
         return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[..., None], -1))
 
-    grad = jax.jit(jax.grad(loss))
+    grad = xla.jit(jax.grad(loss))
     compiled = grad.lower(meta_params).compile()
     grads = grad(meta_params)
     jax.block_until_ready(grads)
@@ -179,7 +180,7 @@ def _naive_forward(spec):
         logits = 100.0 * jnp.tanh(jnp.mean(fwd_out, axis=0)[:, 1] / 100.0)
         return (h, c, logits, jnp.ones((), bool)), logits
 
-    @jax.jit
+    @xla.jit
     def run(meta_params, states, xs, prev):
         def tick(states, inp):
             x, y = inp
