@@ -4,8 +4,9 @@ A *task* is a seeded transformation of one dataset split: which dataset classes 
 which label each gets (class subset + label permutation), an optional Glorot-uniform input
 projection and an optional pixel permutation. An *episode* is a stream of ``T`` examples of one
 task. Both are sampled on device from a JAX key inside ``jit``: ``reset`` builds the whole stream
-at once (example indices, labels, transformed inputs), so ``step`` is a gather plus a few scalar
-ops. This is the hot path of meta-training, called millions of times.
+at once (example indices and labels; the transformed inputs too unless ``params.lazy_inputs``), so
+``step`` is a gather plus a few scalar ops. This is the hot path of meta-training, called millions
+of times.
 
 Stream semantics (DESIGN.md §3). At step ``t`` the observation is
 ``{"x": x_t, "prev_label": r_{t-1}}`` where ``r_{t-1} = y_{t-1}`` if the label of step ``t-1`` is
@@ -77,6 +78,14 @@ class ClassificationParams:
       permute_labels: map task classes to labels in a random order (else in dataset order).
       permute_pixels: permute the ``D`` input features with a task's random permutation.
       action_type: ``"discrete"`` or ``"logits"``.
+      lazy_inputs: keep the stream in the state as example indices into ``x`` and normalise each
+        observation at ``step`` (an ``[N, D]`` gather of one row), instead of storing the
+        ``float32[T, D]`` transformed inputs at ``reset``. Observations are identical either
+        way; lazily the state is ``D`` times smaller, ``reset`` writes no inputs, and ``step``
+        reads one example from the (cache-resident for small datasets) dataset rather than a
+        row of a large per-stream array: the batched jitted paths (:func:`rollout`, the vector
+        env) use it. Tasks with a projection or pixel permutation still store their inputs
+        (a ``D x D`` product per step would cost more than storing them).
     """
 
     x: jax.Array
@@ -96,6 +105,7 @@ class ClassificationParams:
     permute_labels: bool = _static(default=True)
     permute_pixels: bool = _static(default=False)
     action_type: str = _static(default="discrete")
+    lazy_inputs: bool = _static(default=False)
 
     @property
     def input_size(self) -> int:
@@ -132,20 +142,26 @@ class Task:
 class EnvState:
     """State of one episode (a pytree).
 
+    The stream is held one of two ways (see ``ClassificationParams.lazy_inputs``): ``xs`` (the
+    transformed inputs) or ``indices`` (rows of ``params.x``, normalised at each step); the other
+    field is None. :meth:`ClassificationEnv.stream_inputs` gives the inputs either way.
+
     Attributes:
-      xs: ``float32[T, D]`` the transformed inputs of the whole stream.
+      xs: ``float32[T, D]`` the transformed inputs of the whole stream, or None.
       labels: ``int32[T]`` their task labels.
       t: index of the next example to predict.
       prev_label: what ``obs["prev_label"]`` shows at step ``t``.
       n_correct, n_scored: running counts over the scored steps so far.
+      indices: ``int32[T]`` the stream's examples (rows of ``params.x``), or None.
     """
 
-    xs: jax.Array
+    xs: jax.Array | None
     labels: jax.Array
     t: jax.Array
     prev_label: jax.Array
     n_correct: jax.Array
     n_scored: jax.Array
+    indices: jax.Array | None = None
 
 
 def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool) -> jax.Array:
@@ -190,9 +206,14 @@ class ClassificationEnv:
         """``(indices int32[T], labels int32[T])``: the stream's examples and their task labels."""
         raise NotImplementedError
 
+    @staticmethod
+    def normalise(x: jax.Array, params: ClassificationParams) -> jax.Array:
+        """Dataset rows ``[..., D]`` as ``float32`` model inputs: ``x * x_scale + x_shift``."""
+        return x.astype(jnp.float32) * jnp.float32(params.x_scale) + jnp.float32(params.x_shift)
+
     def transform_inputs(self, x: jax.Array, task: Task, params: ClassificationParams) -> jax.Array:
         """Inputs ``[T, D]`` as the learner sees them: normalise, permute pixels, project."""
-        x = x.astype(jnp.float32) * jnp.float32(params.x_scale) + jnp.float32(params.x_shift)
+        x = self.normalise(x, params)
         if task.pixel_permutation is not None:
             x = transforms.permute_pixels(x, task.pixel_permutation)
         if task.projection is not None:
@@ -204,13 +225,26 @@ class ClassificationEnv:
     ) -> tuple[dict[str, jax.Array], EnvState]:
         """Start an episode of a given task; ``key`` only picks the examples and their order."""
         indices, labels = self.sample_indices(key, task, params)
-        xs = self.transform_inputs(params.x[indices], task, params)
+        lazy = params.lazy_inputs and task.projection is None and task.pixel_permutation is None
+        xs = None if lazy else self.transform_inputs(params.x[indices], task, params)
         none = jnp.int32(params.n_classes)
         zero = jnp.int32(0)
         state = EnvState(
-            xs=xs, labels=labels, t=zero, prev_label=none, n_correct=zero, n_scored=zero
+            xs=xs,
+            labels=labels,
+            t=zero,
+            prev_label=none,
+            n_correct=zero,
+            n_scored=zero,
+            indices=indices if lazy else None,
         )
         return self.get_obs(state, params), state
+
+    def stream_inputs(self, state: EnvState, params: ClassificationParams) -> jax.Array:
+        """``float32[T, D]`` the transformed inputs of the state's stream, however it is held."""
+        if state.xs is not None:
+            return state.xs
+        return self.normalise(params.x[state.indices], params)
 
     def split_key(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(task_key, order_key)``: the two halves of a reset key."""
@@ -228,7 +262,11 @@ class ClassificationEnv:
 
     def get_obs(self, state: EnvState, params: ClassificationParams) -> dict[str, jax.Array]:
         t = jnp.minimum(state.t, params.stream_length - 1)
-        x = jax.lax.dynamic_index_in_dim(state.xs, t, keepdims=False)
+        if state.xs is not None:
+            x = jax.lax.dynamic_index_in_dim(state.xs, t, keepdims=False)
+        else:  # lazy_inputs: normalise the example now (the same expression as at reset)
+            row = jax.lax.dynamic_index_in_dim(state.indices, t, keepdims=False)
+            x = self.normalise(jax.lax.dynamic_index_in_dim(params.x, row, keepdims=False), params)
         # Past the end there is no next example: show zeros (only the revealed label matters).
         x = jnp.where(state.t < params.stream_length, x, 0.0)
         return {"x": x.reshape(params.input_shape), "prev_label": state.prev_label}
@@ -271,9 +309,8 @@ class ClassificationEnv:
         revealed = params.n_support == 0 or t < params.n_support
         n_correct = state.n_correct + (scored & correct).astype(jnp.int32)
         n_scored = state.n_scored + scored.astype(jnp.int32)
-        new_state = EnvState(
-            xs=state.xs,
-            labels=state.labels,
+        new_state = dataclasses.replace(
+            state,
             t=jnp.where(in_stream, state.t + 1, state.t),
             prev_label=jnp.where(revealed, label, params.n_classes).astype(jnp.int32),
             n_correct=n_correct,

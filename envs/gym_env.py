@@ -32,7 +32,7 @@ from vsml_bench.envs.factory import make_from
 from vsml_bench.errors import UserError
 
 _MAX_SEED = 2**63 - 1
-# EnvState fields that change during an episode (the stream xs/labels is fixed at reset).
+# EnvState fields that change during an episode (the stream xs/indices/labels is fixed at reset).
 _COUNTERS = ("t", "prev_label", "n_correct", "n_scored")
 
 
@@ -299,7 +299,10 @@ class ClassificationVectorEnv(VectorEnv):
             raise UserError("the vector env does not render; use the single env to render")
         if not isinstance(num_envs, int) or num_envs < 1:
             raise UserError(f"num_envs must be a positive integer, not {num_envs!r}")
-        self.func_env, self.params = make_from(kind, dataset, **kwargs)
+        self.func_env, params = make_from(kind, dataset, **kwargs)
+        # The streams never leave the env: hold them as example indices (identical
+        # observations, cheaper resets and steps; see ClassificationParams.lazy_inputs).
+        self.params = params.replace(lazy_inputs=True)
         self.num_envs = num_envs
         self.render_mode = None
         self.single_observation_space = self.func_env.observation_space(self.params)

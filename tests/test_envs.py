@@ -235,6 +235,85 @@ def test_reset_and_step_vmap_and_jit():
     np.testing.assert_allclose(np.asarray(state.xs[5]), np.asarray(single.xs), atol=1e-5)
 
 
+def _episode(env, params, key, actions):
+    """Reset with ``key`` and step through ``actions`` in one ``lax.scan``."""
+
+    def run(key, params, actions):
+        obs, state = env.reset(key, params)
+
+        def tick(state, action):
+            obs, state, reward, terminated, truncated, info = env.step(None, state, action, params)
+            return state, (obs, reward, terminated, truncated, info)
+
+        final, outs = jax.lax.scan(tick, state, actions)
+        return obs, state, final, outs
+
+    return jax.jit(run)(key, params, actions)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "lazy"),
+    [
+        (DIGITS, {"stream_length": 30}, True),
+        (DIGITS, {"stream_length": 30, "action_type": "logits"}, True),
+        (DIGITS, {"stream_length": 30, "flatten": False, "image_size": 4}, True),
+        ("vsml_bench/OnlineIris-v0", {"stream_length": 30}, True),  # float32 inputs
+        (FEW_DIGITS, {"n_way": 3, "k_shot": 2, "n_query": 3}, True),
+        (DIGITS, {"stream_length": 30, "projection": True}, False),  # stores its inputs
+        (DIGITS, {"stream_length": 30, "permute_pixels": True}, False),
+    ],
+)
+def test_lazy_inputs_give_identical_episodes(env_id, kwargs, lazy):
+    """``lazy_inputs`` holds the stream as example indices; every output is bit-identical."""
+    env, params = make(env_id, **kwargs)
+    lazy_params = params.replace(lazy_inputs=True)
+    length, c = params.stream_length, params.n_classes
+    rng = np.random.default_rng(0)
+    if params.action_type == "logits":
+        actions = jnp.asarray(rng.normal(size=(length + 2, c)), jnp.float32)
+    else:
+        actions = jnp.asarray(rng.integers(-1, c + 1, size=length + 2), jnp.int32)  # some invalid
+    key = jax.random.key(3)
+    stored = _episode(env, params, key, actions)
+    gathered = _episode(env, lazy_params, key, actions)
+    _, state, _, _ = gathered
+    if lazy:
+        assert state.xs is None and state.indices.shape == (length,)
+    else:
+        assert state.xs.shape == (length, params.input_size) and state.indices is None
+    stream_inputs = jax.jit(env.stream_inputs)  # eager JAX would round x * scale + shift apart
+    if lazy:  # the inputs are the dataset rows it points at, normalised
+        np.testing.assert_array_equal(
+            np.asarray(stream_inputs(state, lazy_params)), np.asarray(stored[1].xs)
+        )
+    # First observation, per-step outputs (past the end too) and final counters all agree.
+    for a, b in zip(
+        jax.tree_util.tree_leaves((stored[0], stored[3], stored[2].t, stored[2].n_correct)),
+        jax.tree_util.tree_leaves((gathered[0], gathered[3], gathered[2].t, gathered[2].n_correct)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_array_equal(
+        np.asarray(stream_inputs(stored[1], params)), np.asarray(stored[1].xs)
+    )
+
+
+def test_online_label_search_does_not_depend_on_the_number_of_classes(monkeypatch):
+    """Few classes compare every rank with every class end, many binary-search: same stream."""
+    from vsml_bench.envs import online
+
+    env, params = make(DIGITS, stream_length=200, n_classes=7)
+    key = jax.random.key(5)
+    task = env.sample_task(key, params)
+    compare_all = jax.jit(env.sample_indices)(key, task, params)
+    monkeypatch.setattr(online, "_COMPARE_ALL_MAX_CLASSES", 0)
+    binary = jax.jit(env.sample_indices)(key, task, params)  # a fresh trace
+    for a, b in zip(compare_all, binary, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    idx, labels = (np.asarray(a) for a in compare_all)
+    np.testing.assert_array_equal(_DIGITS_Y[idx], np.asarray(task.classes)[labels])
+
+
 def test_resize_and_unflattened_observations():
     env, params = make(DIGITS, image_size=4, stream_length=5)
     assert params.input_shape == (16,) and params.example_shape == (4, 4, 1)

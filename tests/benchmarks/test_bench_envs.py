@@ -91,15 +91,26 @@ def test_bench_make_vec_step(benchmark, num_envs):
 
 
 def _episode_fns(params, env, action):
+    """``scan_steps(state, params)`` and ``episode(key, params)`` -> ``(rewards [T], obs_sum [D])``.
+
+    Every observation is consumed: the scan carries the running sum of ``obs["x"]`` (one
+    elementwise add per step, what a learner's input layer costs at least), so XLA can drop
+    neither the gather nor the normalisation (nor the projection). An earlier version reduced
+    each observation to a scalar inside the step (``reward + 0 * obs["x"].sum()``): on XLA:CPU
+    that per-step row reduction of ``[streams, D]`` costs more than the env step itself.
+    """
     length = params.stream_length
 
     def scan_steps(state, params):
-        def tick(state, _):
+        def tick(carry, _):
+            state, obs_sum = carry
             obs, state, reward, *_ = env.step(None, state, action, params)
-            # Use the observation, or XLA drops the inputs (and the projection) as dead code.
-            return state, reward + 0.0 * obs["x"].sum()
+            return (state, obs_sum + obs["x"]), reward
 
-        return jax.lax.scan(tick, state, None, length=length)[1]
+        (_, obs_sum), rewards = jax.lax.scan(
+            tick, (state, jnp.zeros(params.input_shape)), None, length=length
+        )
+        return rewards, obs_sum
 
     def episode(key, params):
         return scan_steps(env.reset(key, params)[1], params)
@@ -107,33 +118,54 @@ def _episode_fns(params, env, action):
     return scan_steps, episode
 
 
-@pytest.mark.parametrize("action_type", ["discrete", "logits"])
-@pytest.mark.parametrize("projection", [False, True])
-def test_bench_jitted_functional_scan(benchmark, action_type, projection):
+def _check(out, n_streams, length):
+    rewards, obs_sum = out
+    assert rewards.shape == (n_streams, length) and bool(jnp.isfinite(rewards).all())
+    assert obs_sum.shape == (n_streams, 64) and bool(jnp.isfinite(obs_sum).all())
+    assert float(jnp.abs(obs_sum).sum()) > 0.0
+
+
+# (action type, projection, lazy_inputs). rollout() holds streams as example indices
+# (lazy_inputs); the stored layout ("False" third) is the default of env.reset. Projected tasks
+# store their inputs either way.
+SCAN_CASES = [
+    ("discrete", False, True),
+    ("logits", False, True),
+    ("discrete", False, False),
+    ("discrete", True, True),
+    ("logits", True, True),
+]
+
+
+@pytest.mark.parametrize(("action_type", "projection", "lazy_inputs"), SCAN_CASES)
+def test_bench_jitted_functional_scan(benchmark, action_type, projection, lazy_inputs):
     """The meta-training path: reset + ``lax.scan`` of ``step`` over T, ``vmap`` over streams."""
     n_streams, length = 1024, 100
     env, params = make(DIGITS, stream_length=length, action_type=action_type, projection=projection)
+    params = params.replace(lazy_inputs=lazy_inputs)
     action = jnp.zeros((), jnp.int32) if action_type == "discrete" else jnp.zeros(10, jnp.float32)
     _, episode = _episode_fns(params, env, action)
     run = jax.jit(jax.vmap(episode, in_axes=(0, None)))
     keys = jax.random.split(jax.random.key(0), n_streams)
-    rewards = benchmark.pedantic(
+    out = benchmark.pedantic(
         lambda: jax.block_until_ready(run(keys, params)), rounds=5, warmup_rounds=1, iterations=1
     )
-    assert rewards.shape == (n_streams, length) and bool(jnp.isfinite(rewards).all())
+    _check(out, n_streams, length)
     _record(benchmark, n_streams * length)
 
 
-def test_bench_jitted_scan_steps_only(benchmark):
+@pytest.mark.parametrize("lazy_inputs", [True, False])
+def test_bench_jitted_scan_steps_only(benchmark, lazy_inputs):
     """The stepping part alone (streams already sampled): the per-step cost of the core."""
     n_streams, length = 1024, 100
     env, params = make(DIGITS, stream_length=length)
+    params = params.replace(lazy_inputs=lazy_inputs)
     scan_steps, _ = _episode_fns(params, env, jnp.zeros((), jnp.int32))
     keys = jax.random.split(jax.random.key(0), n_streams)
     _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
     run = jax.jit(jax.vmap(scan_steps, in_axes=(0, None)))
-    rewards = benchmark.pedantic(
+    out = benchmark.pedantic(
         lambda: jax.block_until_ready(run(states, params)), rounds=5, warmup_rounds=1, iterations=1
     )
-    assert rewards.shape == (n_streams, length)
+    _check(out, n_streams, length)
     _record(benchmark, n_streams * length)
