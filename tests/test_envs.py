@@ -112,6 +112,27 @@ def test_label_permutation_and_identity():
     assert list(classes) == sorted(classes)
 
 
+@pytest.mark.parametrize("n", [2, 3, 10, 47, 64])
+def test_small_permutations_are_jax_permutations(n, monkeypatch):
+    """The sort-free task permutation is ``jax.random.permutation``, so tasks are unchanged."""
+    from vsml_bench.envs.core import _small_permutation, sample_classes
+
+    keys = jax.random.split(jax.random.key(n), 512)
+    fast = jax.jit(jax.vmap(lambda k: _small_permutation(k, n)))(keys)
+    slow = jax.jit(jax.vmap(lambda k: jax.random.permutation(k, n)))(keys)
+    np.testing.assert_array_equal(np.asarray(fast), np.asarray(slow))
+    k = max(1, n // 2)
+    subset = jax.jit(jax.vmap(lambda key: sample_classes(key, n, k, True)))(keys)
+    expected = jax.vmap(lambda key: transforms.class_subset(key, n, k))(keys)
+    np.testing.assert_array_equal(np.asarray(subset), np.asarray(expected))
+    # Tied sort keys keep their order, as in JAX's stable sort (ties are rare with 32 bits).
+    tied = np.arange(n, dtype=np.uint32) % 3
+    with monkeypatch.context() as m:
+        m.setattr(jax.random, "bits", lambda key, shape, dtype: jnp.asarray(tied, dtype))
+        perm = _small_permutation(jax.random.key(0), n)
+    np.testing.assert_array_equal(np.asarray(perm), np.argsort(tied, kind="stable"))
+
+
 def test_online_sampling_follows_the_split_class_frequencies():
     env, params = make("vsml_bench/OnlineBreastCancer-v0", stream_length=4000, permute_labels=False)
     _, labels = _stream(env, params, 0)
@@ -311,7 +332,17 @@ def test_online_label_search_does_not_depend_on_the_number_of_classes(monkeypatc
     for a, b in zip(compare_all, binary, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     idx, labels = (np.asarray(a) for a in compare_all)
-    np.testing.assert_array_equal(_DIGITS_Y[idx], np.asarray(task.classes)[labels])
+    classes = np.asarray(task.classes)
+    np.testing.assert_array_equal(_DIGITS_Y[idx], classes[labels])
+    # The documented draw, in NumPy: rank r = floor(u n) picks slot r - start[j] of class j.
+    counts = np.asarray(params.class_count)[classes]
+    ends = np.cumsum(counts)
+    u = np.asarray(jax.random.uniform(key, (200,)))
+    rank = np.minimum((u * ends[-1]).astype(np.int32), ends[-1] - 1)
+    j = np.searchsorted(ends, rank, side="right")
+    np.testing.assert_array_equal(labels, j)
+    expected = np.asarray(params.class_index)[classes[j], rank - (ends[j] - counts[j])]
+    np.testing.assert_array_equal(idx, expected)
 
 
 def test_resize_and_unflattened_observations():
