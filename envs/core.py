@@ -40,6 +40,7 @@ import numpy as np
 
 from vsml_bench.agents.api import TaskSpec
 from vsml_bench.data import transforms
+from vsml_bench.envs import rng
 
 ACTION_TYPES = ("discrete", "logits")
 #: Reward of a non-finite logits action: ``log(1e-8)``, i.e. scored as a confident mistake.
@@ -168,6 +169,11 @@ class EnvState:
 _SMALL_PERMUTATION = 64
 
 
+def small_permutation_size(n: int) -> bool:
+    """Whether :func:`_small_permutation` serves ``n`` (it compares all ``n^2`` pairs)."""
+    return 2 <= n <= _SMALL_PERMUTATION
+
+
 def _small_permutation(key: jax.Array, n: int) -> jax.Array:
     """``jax.random.permutation(key, n)`` for ``2 <= n <= 1625``, without a sort.
 
@@ -175,10 +181,10 @@ def _small_permutation(key: jax.Array, n: int) -> jax.Array:
     ``split(key)[1]``, in one round for these ``n``. Here element ``i`` goes to its stable rank
     ``#{j: k_j < k_i} + #{j < i: k_j = k_i}``, found by comparing all pairs: the same
     permutation (tested against ``jax.random.permutation``), in a few fusions rather than a
-    sort per task, which is the largest single cost of a batched reset on CPU.
+    sort per task, which was the largest single cost of a batched reset on CPU.
     """
-    _, subkey = jax.random.split(key)
-    k = jax.random.bits(subkey, (n,), jnp.uint32)
+    _, subkey = rng.split(key)
+    k = rng.bits(subkey, n)
     i = jnp.arange(n, dtype=jnp.int32)
     before = (k[None, :] < k[:, None]) | ((k[None, :] == k[:, None]) & (i[None, :] < i[:, None]))
     rank = before.sum(axis=1, dtype=jnp.int32)  # rank[i]: where element i goes
@@ -194,7 +200,7 @@ def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool
     """
     if n == n_dataset_classes and not permute:
         return jnp.arange(n, dtype=jnp.int32)
-    if 2 <= n_dataset_classes <= _SMALL_PERMUTATION:
+    if small_permutation_size(n_dataset_classes):
         chosen = _small_permutation(key, n_dataset_classes)[:n]
     else:
         chosen = transforms.class_subset(key, n_dataset_classes, n)
@@ -214,7 +220,7 @@ class ClassificationEnv:
 
     def sample_task(self, key: jax.Array, params: ClassificationParams) -> Task:
         """Sample a task: class subset + labels, projection and pixel permutation."""
-        k_classes, k_projection, k_pixels = jax.random.split(key, 3)
+        k_classes, k_projection, k_pixels = rng.split(key, 3)
         classes = sample_classes(
             k_classes, params.n_dataset_classes, params.n_classes, params.permute_labels
         )
@@ -273,7 +279,7 @@ class ClassificationEnv:
 
     def split_key(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(task_key, order_key)``: the two halves of a reset key."""
-        task_key, order_key = jax.random.split(key)
+        task_key, order_key = rng.split(key)
         return task_key, order_key
 
     def reset(

@@ -16,7 +16,22 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.envs.core import ClassificationEnv, ClassificationParams, Task, _static
+from vsml_bench.envs import rng
+from vsml_bench.envs.core import (
+    ClassificationEnv,
+    ClassificationParams,
+    Task,
+    _small_permutation,
+    _static,
+    small_permutation_size,
+)
+
+
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """``jax.random.permutation(key, n)``, sort-free for small ``n``."""
+    if small_permutation_size(n):
+        return _small_permutation(key, n)
+    return jax.random.permutation(key, n)
 
 
 @jax.tree_util.register_dataclass
@@ -50,19 +65,20 @@ class FewShotClassification(ClassificationEnv):
         self, key: jax.Array, task: Task, params: FewShotParams
     ) -> tuple[jax.Array, jax.Array]:
         """Pick ``k_shot + n_query`` distinct examples per class; support first, then queries."""
-        k_pick, k_support, k_query = jax.random.split(key, 3)
+        k_pick, k_support, k_query = rng.split(key, 3)
         n_way, k, q = params.n_classes, params.k_shot, params.n_query
         counts = params.class_count[task.classes]  # [n_way]
         slots = params.class_index.shape[1]
         # The k + q smallest of iid uniforms over a class's valid slots are a uniform random
         # (k + q)-subset without replacement; padding slots get 2 so they are never picked.
-        u = jax.random.uniform(k_pick, (n_way, slots))
+        # = jax.random.uniform(k_pick, (n_way, slots)) (counters run row-major)
+        u = rng.uniform(k_pick, n_way * slots).reshape(n_way, slots)
         u = jnp.where(jnp.arange(slots)[None, :] < counts[:, None], u, 2.0)
         _, picked = jax.lax.top_k(-u, k + q)  # [n_way, k + q] slot positions
         indices = params.class_index[task.classes[:, None], picked]
         labels = jnp.broadcast_to(jnp.arange(n_way, dtype=jnp.int32)[:, None], (n_way, k + q))
-        support_order = jax.random.permutation(k_support, n_way * k)
-        query_order = jax.random.permutation(k_query, n_way * q)
+        support_order = permutation(k_support, n_way * k)
+        query_order = permutation(k_query, n_way * q)
         s_idx, s_lab = indices[:, :k].reshape(-1), labels[:, :k].reshape(-1)
         q_idx, q_lab = indices[:, k:].reshape(-1), labels[:, k:].reshape(-1)
         stream_indices = jnp.concatenate([s_idx[support_order], q_idx[query_order]])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from vsml_bench.envs import rng
 from vsml_bench.envs.core import ClassificationEnv, ClassificationParams, Task
 
 _COMPARE_ALL_MAX_CLASSES = 64
@@ -43,7 +44,7 @@ class OnlineClassification(ClassificationEnv):
         counts = params.class_count[task.classes]  # [C]
         ends = jnp.cumsum(counts)
         n = ends[-1]
-        u = jax.random.uniform(key, (params.stream_length,))
+        u = rng.uniform(key, params.stream_length)  # = jax.random.uniform(key, (T,))
         # min() guards the float rounding of u * n up to n.
         rank = jnp.minimum((u * n).astype(jnp.int32), n - 1)
         if params.n_classes <= _COMPARE_ALL_MAX_CLASSES:

@@ -112,9 +112,43 @@ def test_label_permutation_and_identity():
     assert list(classes) == sorted(classes)
 
 
+def test_env_random_draws_are_jax_random_draws():
+    """``envs.rng`` (Threefry written out straight) returns exactly what ``jax.random`` does."""
+    from vsml_bench.envs import rng
+
+    keys = jax.random.split(jax.random.key(42), 64)
+    assert rng._fast(keys[0]) and not rng._fast(keys)  # one typed threefry key at a time
+
+    def both(fast, slow):
+        a = jax.jit(jax.vmap(fast))(keys)
+        b = jax.jit(jax.vmap(slow))(keys)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    for n in (1, 2, 3, 7):
+        both(
+            lambda k, n=n: jax.random.key_data(rng.split(k, n)),
+            lambda k, n=n: jax.random.key_data(jax.random.split(k, n)),
+        )
+    for n in (1, 10, 101):
+        both(lambda k, n=n: rng.bits(k, n), lambda k, n=n: jax.random.bits(k, (n,), jnp.uint32))
+        both(lambda k, n=n: rng.uniform(k, n), lambda k, n=n: jax.random.uniform(k, (n,)))
+    # Other keys and configurations go to jax.random itself.
+    for key in (jax.random.PRNGKey(0), jax.random.key(0, impl="rbg")):
+        assert not rng._fast(key)
+        np.testing.assert_array_equal(
+            np.asarray(rng.uniform(key, 5)), np.asarray(jax.random.uniform(key, (5,)))
+        )
+    jax.config.update("jax_threefry_partitionable", False)
+    try:
+        assert not rng._fast(jax.random.key(0))
+    finally:
+        jax.config.update("jax_threefry_partitionable", True)
+
+
 @pytest.mark.parametrize("n", [2, 3, 10, 47, 64])
 def test_small_permutations_are_jax_permutations(n, monkeypatch):
     """The sort-free task permutation is ``jax.random.permutation``, so tasks are unchanged."""
+    from vsml_bench.envs import rng
     from vsml_bench.envs.core import _small_permutation, sample_classes
 
     keys = jax.random.split(jax.random.key(n), 512)
@@ -128,7 +162,7 @@ def test_small_permutations_are_jax_permutations(n, monkeypatch):
     # Tied sort keys keep their order, as in JAX's stable sort (ties are rare with 32 bits).
     tied = np.arange(n, dtype=np.uint32) % 3
     with monkeypatch.context() as m:
-        m.setattr(jax.random, "bits", lambda key, shape, dtype: jnp.asarray(tied, dtype))
+        m.setattr(rng, "bits", lambda key, n: jnp.asarray(tied))
         perm = _small_permutation(jax.random.key(0), n)
     np.testing.assert_array_equal(np.asarray(perm), np.argsort(tied, kind="stable"))
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import vsml_bench  # noqa: F401  (registers the IDs)
+from vsml_bench import xla
 from vsml_bench.envs import make
 
 DIGITS = "vsml_bench/OnlineDigits-v0"
@@ -139,13 +140,16 @@ SCAN_CASES = [
 
 @pytest.mark.parametrize(("action_type", "projection", "lazy_inputs"), SCAN_CASES)
 def test_bench_jitted_functional_scan(benchmark, action_type, projection, lazy_inputs):
-    """The meta-training path: reset + ``lax.scan`` of ``step`` over T, ``vmap`` over streams."""
+    """The meta-training path: reset + ``lax.scan`` of ``step`` over T, ``vmap`` over streams.
+
+    Compiled as the library's meta-training loops compile (:func:`vsml_bench.xla.jit`).
+    """
     n_streams, length = 1024, 100
     env, params = make(DIGITS, stream_length=length, action_type=action_type, projection=projection)
     params = params.replace(lazy_inputs=lazy_inputs)
     action = jnp.zeros((), jnp.int32) if action_type == "discrete" else jnp.zeros(10, jnp.float32)
     _, episode = _episode_fns(params, env, action)
-    run = jax.jit(jax.vmap(episode, in_axes=(0, None)))
+    run = xla.jit(jax.vmap(episode, in_axes=(0, None)))
     keys = jax.random.split(jax.random.key(0), n_streams)
     out = benchmark.pedantic(
         lambda: jax.block_until_ready(run(keys, params)), rounds=5, warmup_rounds=1, iterations=1
@@ -163,7 +167,7 @@ def test_bench_jitted_scan_steps_only(benchmark, lazy_inputs):
     scan_steps, _ = _episode_fns(params, env, jnp.zeros((), jnp.int32))
     keys = jax.random.split(jax.random.key(0), n_streams)
     _, states = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, params)
-    run = jax.jit(jax.vmap(scan_steps, in_axes=(0, None)))
+    run = xla.jit(jax.vmap(scan_steps, in_axes=(0, None)))
     out = benchmark.pedantic(
         lambda: jax.block_until_ready(run(states, params)), rounds=5, warmup_rounds=1, iterations=1
     )
