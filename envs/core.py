@@ -191,6 +191,19 @@ def _small_permutation(key: jax.Array, n: int) -> jax.Array:
     return jnp.sum(jnp.where(rank[None, :] == i[:, None], i[None, :], 0), axis=1, dtype=jnp.int32)
 
 
+def permutation(key: jax.Array, n: int) -> jax.Array:
+    """``jax.random.permutation(key, n)`` as int32, sort-free for small ``n``."""
+    if small_permutation_size(n):
+        return _small_permutation(key, n)
+    return jax.random.permutation(key, n).astype(jnp.int32)
+
+
+def random_projection(key: jax.Array, d: int) -> jax.Array:
+    """:func:`vsml_bench.data.transforms.random_projection` ``(key, d)``, drawn by :mod:`rng`."""
+    limit = math.sqrt(6.0 / (d + d))  # Glorot uniform, as transforms.glorot_uniform
+    return rng.uniform(key, d * d, -limit, limit).reshape(d, d)
+
+
 def sample_classes(key: jax.Array, n_dataset_classes: int, n: int, permute: bool) -> jax.Array:
     """The dataset classes of a task's labels ``0 .. n-1``: a uniformly random ``n``-subset.
 
@@ -227,8 +240,8 @@ class ClassificationEnv:
         d = params.input_size
         # Glorot-uniform W [D, D], a = sqrt(6 / 2D): projected inputs keep the variance of the
         # normalised ones (Var[(xW)_j] = D Var[x] a^2 / 3 = Var[x]), the VSML augmentation.
-        projection = transforms.random_projection(k_projection, d) if params.projection else None
-        pixels = transforms.pixel_permutation(k_pixels, d) if params.permute_pixels else None
+        projection = random_projection(k_projection, d) if params.projection else None
+        pixels = permutation(k_pixels, d) if params.permute_pixels else None
         return Task(classes=classes, projection=projection, pixel_permutation=pixels)
 
     def sample_indices(

@@ -21,17 +21,9 @@ from vsml_bench.envs.core import (
     ClassificationEnv,
     ClassificationParams,
     Task,
-    _small_permutation,
     _static,
-    small_permutation_size,
+    permutation,
 )
-
-
-def permutation(key: jax.Array, n: int) -> jax.Array:
-    """``jax.random.permutation(key, n)``, sort-free for small ``n``."""
-    if small_permutation_size(n):
-        return _small_permutation(key, n)
-    return jax.random.permutation(key, n)
 
 
 @jax.tree_util.register_dataclass

@@ -132,6 +132,20 @@ def test_env_random_draws_are_jax_random_draws():
     for n in (1, 10, 101):
         both(lambda k, n=n: rng.bits(k, n), lambda k, n=n: jax.random.bits(k, (n,), jnp.uint32))
         both(lambda k, n=n: rng.uniform(k, n), lambda k, n=n: jax.random.uniform(k, (n,)))
+    both(
+        lambda k: rng.uniform(k, 30, -0.3, 0.7),
+        lambda k: jax.random.uniform(k, (30,), minval=-0.3, maxval=0.7),
+    )
+    # The task transforms drawn through it are those of vsml_bench.data.transforms.
+    from vsml_bench.envs.core import permutation, random_projection
+
+    for d in (4, 64):
+        both(
+            lambda k, d=d: random_projection(k, d),
+            lambda k, d=d: transforms.random_projection(k, d),
+        )
+    for n in (5, 64, 100):  # sort-free up to 64, jax.random.permutation beyond
+        both(lambda k, n=n: permutation(k, n), lambda k, n=n: transforms.pixel_permutation(k, n))
     # Other keys and configurations go to jax.random itself.
     for key in (jax.random.PRNGKey(0), jax.random.key(0, impl="rbg")):
         assert not rng._fast(key)
