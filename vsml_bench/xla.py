@@ -26,5 +26,9 @@ def compiler_options() -> dict[str, Any]:
 
 
 def jit(fun: Callable, **kwargs: Any) -> Callable:
-    """``jax.jit(fun, **kwargs)`` plus :func:`compiler_options`."""
+    """``jax.jit(fun, **kwargs)`` plus :func:`compiler_options`.
+
+    For top-level functions only: JAX refuses compiler options on a ``jit`` traced inside
+    another one (the outer ``jit``'s options apply there).
+    """
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
