@@ -409,20 +409,19 @@ def _dense_ticks_bwd(micro_ticks, residuals, cotangents):
         i, g, f, o = _sigmoid(i + INPUT_SHIFT), jnp.tanh(g), _sigmoid(f + FORGET_SHIFT), _sigmoid(o)
         tau = jnp.tanh(f * c + i * g)
         dc = dc + dh * o * (1 - tau * tau)
-        dz = jnp.concatenate(
-            [
-                dc * g * i * (1 - i),
-                dc * i * (1 - g * g),
-                dc * c * f * (1 - f),
-                dh * tau * o * (1 - o),
-            ],
-            axis=-1,
+        # z̄ per gate (i, g, f, o), never concatenated: XLA computed a concatenated z̄ twice
+        # (once per layout its readers wanted).
+        dz = (
+            dc * g * i * (1 - i),
+            dc * i * (1 - g * g),
+            dc * c * f * (1 - f),
+            dh * tau * o * (1 - o),
         )
         dc = dc * f
-        dh = dz @ w_h.T
-        dw_h = dw_h + jnp.einsum("abk,abg->kg", h, dz)
-        drow = drow + jnp.sum(dz, axis=1)
-        dcol = dcol + jnp.sum(dz, axis=0)
+        dh = sum(dz_k @ w_k.T for dz_k, w_k in zip(dz, jnp.split(w_h, 4, axis=-1), strict=True))
+        dw_h = dw_h + jnp.concatenate([jnp.einsum("abk,abg->kg", h, dz_k) for dz_k in dz], -1)
+        drow = drow + jnp.concatenate([jnp.sum(dz_k, axis=1) for dz_k in dz], -1)
+        dcol = dcol + jnp.concatenate([jnp.sum(dz_k, axis=0) for dz_k in dz], -1)
     return dw_h, drow, dcol, dh, dc
 
 
