@@ -103,7 +103,8 @@ def make(env_id: str, **kwargs: Any) -> tuple[ClassificationEnv, ClassificationP
         dataset's classes), ``projection`` (Glorot-uniform random projection, default False),
         ``permute_labels`` (default True), ``permute_pixels`` (default False), ``image_size``
         (resize images to ``image_size x image_size``), ``normalise`` (by dataset statistics,
-        default True), ``flatten`` (``obs["x"]`` as ``[D]``, default True), ``action_type``
+        default True), ``invert_inputs`` (negate the normalised inputs: dark strokes on a bright
+        background become bright on dark and back; default False), ``flatten`` (``obs["x"]`` as ``[D]``, default True), ``action_type``
         (``"discrete"`` or ``"logits"``), ``data_dir``, ``download``; synthetic datasets also
         take their generator's options (``sum_sign``: ``n``, ``dim``, ``seed``; ``random``:
         ``n``, ``dim``, ``seed``).
@@ -139,6 +140,7 @@ def make_from(
     permute_pixels: bool = False,
     image_size: int | None = None,
     normalise: bool = True,
+    invert_inputs: bool = False,
     flatten: bool = True,
     action_type: str = "discrete",
     data_dir: Any = None,
@@ -174,6 +176,8 @@ def make_from(
 
     ds = _load(dataset, split, data_dir, download, data_options)
     x, shape, scale, shift = _prepare_inputs(ds, image_size, normalise)
+    if invert_inputs:  # the model input x * scale + shift, negated: free at run time
+        scale, shift = -scale, -shift
     y = np.asarray(ds.y, np.int32)
     c_data = int(ds.n_classes)
     index, count = transforms.class_index_table(y, c_data)

@@ -64,8 +64,13 @@ def truncate_learner(learner: Learner, truncation: int) -> Learner:
     return dataclasses.replace(learner, init=init, step=step)
 
 
-def bptt_optimizer(learning_rate: float = 1e-3, clip_norm: float | None = 1.0):
-    """Adam after clipping the meta-gradient to global norm ``clip_norm`` (None: no clipping)."""
+def bptt_optimizer(
+    learning_rate: float | optax.Schedule = 1e-3, clip_norm: float | None = 1.0
+) -> optax.GradientTransformation:
+    """Adam (a rate or a schedule) after clipping the meta-gradient to global norm ``clip_norm``.
+
+    ``clip_norm=None`` turns clipping off.
+    """
     parts = [] if clip_norm is None else [optax.clip_by_global_norm(clip_norm)]
     return optax.chain(*parts, optax.adam(learning_rate))
 

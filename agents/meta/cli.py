@@ -41,6 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-pairs", type=int, help="ES antithetic pairs per step")
     parser.add_argument("--n-tasks", type=int, help="BPTT streams per step")
     parser.add_argument("--truncation", type=int, help="BPTT truncation length (steps)")
+    parser.add_argument("--learning-rate", type=float, help="peak Adam learning rate")
+    parser.add_argument(
+        "--polarity",
+        action="store_true",
+        help="also meta-train on inverted copies of every task (invert_inputs), half the batch",
+    )
+    parser.add_argument(
+        "--schedule", choices=("constant", "cosine"), help="learning-rate schedule after warm-up"
+    )
+    parser.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up (steps)")
+    parser.add_argument(
+        "--init-from",
+        metavar="MSGPACK",
+        help="start from these meta-parameters (a run's best.msgpack or a shipped set) instead "
+        "of a fresh initialisation, e.g. BPTT then ES",
+    )
     parser.add_argument("--eval-every", type=int, help="steps between held-out evaluations")
     parser.add_argument("--data-dir", help="dataset folder (else $VSML_BENCH_DATA, the cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -66,6 +82,28 @@ def make_learner(name: str, config: dict[str, Any]):
 
         return vsml(**config)
     raise UserError(f"unknown learner {name!r}; `vsml-bench learners` lists them")
+
+
+def read_initial_meta_params(path: str, learner, spec) -> tuple[Any, dict[str, Any]]:
+    """``(θ, {"path", "sha256"})`` from a meta-parameter msgpack shaped like ``learner``'s θ."""
+    import hashlib
+
+    import jax
+
+    from vsml_bench.agents.meta import checkpoint as ckpt
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read --init-from {path}: {error.strerror}") from None
+    target = learner.meta_init(jax.random.key(0), spec)
+    try:
+        meta_params = ckpt.tree_from_bytes(target, data)
+    except Exception as error:  # msgpack and flax raise many types for foreign bytes
+        raise UserError(
+            f"--init-from {path} is not a {learner.name} meta-parameter file ({error})"
+        ) from None
+    return meta_params, {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def git_commit() -> str | None:
@@ -110,8 +148,13 @@ def run(args: argparse.Namespace) -> int:
         n_pairs=args.n_pairs,
         n_tasks=args.n_tasks,
         truncation=args.truncation,
+        learning_rate=args.learning_rate,
+        schedule=args.schedule,
+        warmup_steps=args.warmup_steps,
         eval_every=args.eval_every,
     )
+    if args.polarity:
+        preset = preset.with_polarity()
     if preset.train.steps < 1:
         raise UserError(f"--steps must be at least 1, got {preset.train.steps}")
     try:
@@ -155,6 +198,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from vsml_bench import __version__
 
+    initial = None
+    if args.init_from is not None:
+        initial, init_record = read_initial_meta_params(args.init_from, learner, spec)
     run_info = {
         **preset.to_dict(),
         "learner": args.learner,
@@ -163,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         "package_version": __version__,
         "git_commit": git_commit(),
         "hardware": hardware(),
+        **({"init_from": init_record} if initial is not None else {}),
     }
     result = train(
         learner,
@@ -173,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
         evaluate=evaluate,
         resume=args.resume,
         run_info=run_info,
+        initial_meta_params=initial,
         progress=not args.no_progress,
     )
     if jax.process_index() == 0:

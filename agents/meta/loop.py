@@ -59,6 +59,10 @@ class TrainConfig:
       rank_shaping: ES centred-rank fitness shaping.
       n_tasks: BPTT tasks (streams) per step.
       clip_norm: BPTT global-norm gradient clipping (None: off).
+      schedule: learning-rate schedule after warm-up: ``"constant"`` or ``"cosine"`` (decays to
+        ``learning_rate * final_lr_fraction`` at ``steps``).
+      warmup_steps: linear warm-up from 0 over this many steps (0: none).
+      final_lr_fraction: the cosine schedule's last learning rate, as a fraction of the peak.
       truncation: BPTT truncation length in steps (None: full backprop through the stream).
       remat: BPTT rematerialisation of each learner step (``jax.checkpoint``).
       eval_every: steps between held-out evaluations (0: only at the end).
@@ -74,6 +78,9 @@ class TrainConfig:
     rank_shaping: bool = False
     n_tasks: int = 16
     clip_norm: float | None = 1.0
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    final_lr_fraction: float = 0.1
     truncation: int | None = None
     remat: bool = True
     eval_every: int = 100
@@ -82,11 +89,32 @@ class TrainConfig:
     def __post_init__(self):
         if self.method not in ("es", "bptt"):
             raise UserError(f"unknown meta-optimiser {self.method!r}; use 'es' or 'bptt'")
+        if self.schedule not in ("constant", "cosine"):
+            raise UserError(f"unknown schedule {self.schedule!r}; use 'constant' or 'cosine'")
+
+    def learning_rate_schedule(self) -> optax.Schedule:
+        """Step -> learning rate: linear warm-up to ``learning_rate``, then constant or cosine.
+
+        Cosine: ``lr_t = lr · (f + (1 - f) · (1 + cos(π u)) / 2)``, ``u`` the fraction of the
+        post-warm-up steps done and ``f = final_lr_fraction``.
+        """
+        decay_steps = max(self.steps - self.warmup_steps, 1)
+        if self.schedule == "cosine":
+            after = optax.cosine_decay_schedule(
+                self.learning_rate, decay_steps, alpha=self.final_lr_fraction
+            )
+        else:
+            after = optax.constant_schedule(self.learning_rate)
+        if not self.warmup_steps:
+            return after
+        warmup = optax.linear_schedule(0.0, self.learning_rate, self.warmup_steps)
+        return optax.join_schedules([warmup, after], [self.warmup_steps])
 
     def optimizer(self) -> optax.GradientTransformation:
+        learning_rate = self.learning_rate_schedule()
         if self.method == "es":
-            return optax.adam(self.learning_rate)
-        return bptt_optimizer(self.learning_rate, self.clip_norm)
+            return optax.adam(learning_rate)
+        return bptt_optimizer(learning_rate, self.clip_norm)
 
 
 def make_step_fn(
@@ -170,6 +198,7 @@ def train(
     evaluate: Evaluator | None = None,
     resume: bool = False,
     run_info: Mapping[str, Any] | None = None,
+    initial_meta_params: PyTree | None = None,
     progress: bool = True,
     stop_after: int | None = None,
 ) -> dict[str, Any]:
@@ -185,11 +214,13 @@ def train(
         mean of its values ranks checkpoints for ``best.msgpack``.
       resume: continue from ``out_dir/checkpoint.msgpack``.
       run_info: extra JSON facts stored in ``config.json`` (preset, learner config, ...).
+      initial_meta_params: start from these meta-parameters instead of ``meta_init`` (a warm
+        start; a resumed run restores its own from the checkpoint).
       progress: show a tqdm bar.
       stop_after: stop (as if killed, after checkpointing) once this step is reached; for tests.
 
     Returns:
-      ``{"meta_params", "step", "best_step", "best_score", "wall_time_s"}``.
+      ``{"meta_params", "step", "best_step", "best_score", "wall_time_s", "cpu_time_s"}``.
     """
     from tqdm.auto import tqdm
 
@@ -203,7 +234,10 @@ def train(
         saved = json.loads((out / "config.json").read_text())
 
         def comparable(record):
-            train_part = {k: v for k, v in record.get("train", {}).items() if k != "steps"}
+            # The step count may grow on resume, unless a schedule decays over it.
+            train = record.get("train", {})
+            fixed = train.get("schedule", "constant") == "constant"
+            train_part = {k: v for k, v in train.items() if k != "steps" or not fixed}
             return train_part, record.get("families"), record.get("learner_config")
 
         if comparable(saved) != comparable(json.loads(json.dumps(config_record))):
@@ -214,6 +248,8 @@ def train(
 
     init_key, step_key, _ = run_keys(config.seed)
     meta_params = learner.meta_init(init_key, spec)
+    if initial_meta_params is not None:
+        meta_params = jax.tree.map(jnp.asarray, initial_meta_params)
     optimizer = config.optimizer()
     opt_state = optimizer.init(meta_params)
     state = {
@@ -223,6 +259,7 @@ def train(
         "opt_state": opt_state,
         "best": {"step": np.int64(-1), "score": np.float64(-np.inf), "meta_params": meta_params},
         "wall_time_s": np.float64(0.0),
+        "cpu_time_s": np.float64(0.0),
     }
     if resume:
         state = ckpt.load(checkpoint_path, state)
@@ -239,11 +276,12 @@ def train(
     best = state["best"]
     start = int(state["step"])
     wall_before = float(state["wall_time_s"])
+    cpu_before = float(state["cpu_time_s"])
     mesh = population_mesh() if jax.device_count() > 1 else None
     step_fn = make_step_fn(config, objective, optimizer, mesh)
     evaluate_fn = evaluate  # the caller jits it (with its data as arguments)
 
-    def save(step: int, wall: float) -> None:
+    def save(step: int, wall: float, cpu: float) -> None:
         if not is_writer:
             return
         ckpt.save(
@@ -255,6 +293,7 @@ def train(
                 "opt_state": opt_state,
                 "best": best,
                 "wall_time_s": np.float64(wall),
+                "cpu_time_s": np.float64(cpu),
             },
         )
 
@@ -265,7 +304,7 @@ def train(
         disable=not progress or not is_writer,
         dynamic_ncols=True,
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     done = start
     metrics_file = open(out / "metrics.jsonl", "a") if is_writer else None  # noqa: SIM115
     try:
@@ -275,7 +314,15 @@ def train(
             )
             done = t + 1
             wall = wall_before + time.perf_counter() - t0
-            record = {"step": done, **{k: _scalar(v) for k, v in metrics.items()}, "wall_s": wall}
+            # CPU seconds of this process (all its threads): the budget that recipes compare at,
+            # unlike wall time it does not depend on what else runs on the machine.
+            cpu = cpu_before + time.process_time() - c0
+            record = {
+                "step": done,
+                **{k: _scalar(v) for k, v in metrics.items()},
+                "wall_s": wall,
+                "cpu_s": cpu,
+            }
             if not math.isfinite(record["loss"]):
                 raise FloatingPointError(f"meta-loss is {record['loss']} at step {done}")
             bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
@@ -303,7 +350,7 @@ def train(
                 metrics_file.write("".join(json.dumps(x) + "\n" for x in lines))
                 metrics_file.flush()
             if last or done % config.checkpoint_every == 0 or done == stop_after:
-                save(done, wall)
+                save(done, wall, cpu)
             if done == stop_after:
                 break
     finally:
@@ -316,4 +363,5 @@ def train(
         "best_step": int(best["step"]),
         "best_score": float(best["score"]),
         "wall_time_s": wall_before + time.perf_counter() - t0,
+        "cpu_time_s": cpu_before + time.process_time() - c0,
     }
