@@ -5,7 +5,6 @@ third-party learners join through the entry-point group ``vsml_bench.learners``.
 Importing this package is cheap: learners are imported when first made.
 """
 
-from vsml_bench.agents.api import Learner, Observation, TaskSpec
 from vsml_bench.agents.registry import (
     ENTRY_POINT_GROUP,
     BrokenLearnerError,
@@ -18,6 +17,7 @@ from vsml_bench.agents.registry import (
     make,
     register_learner,
 )
+from vsml_bench.protocol import Learner, Observation, TaskSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -7,7 +7,7 @@ A Python learner is any object with three methods (:class:`PythonLearner`)::
     update(x, y)             learn one labelled example (called when its label is revealed)
 
 :func:`python_learner` wraps a zero-argument constructor of such objects into a
-:class:`~vsml_bench.agents.api.Learner` with ``config["python"] = True``: the same
+:class:`~vsml_bench.protocol.Learner` with ``config["python"] = True``: the same
 ``init``/``step`` interface as a JAX learner, but run eagerly on NumPy observations, one stream
 at a time (the leaderboard harness routes such learners through the Gymnasium env). Its
 ``step`` calls ``update(x_{t-1}, y_{t-1})`` when ``prev_label`` reveals the previous label,
@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from vsml_bench.agents.api import Learner, TaskSpec
+from vsml_bench.protocol import Learner, TaskSpec
 
 #: Probability a hard class prediction is given when converted to logits (see
 #: :func:`class_to_logits`): confident but never certain, so the log-prob reward stays finite.

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vsml_bench.agents.api import Learner
 from vsml_bench.errors import UserError
+from vsml_bench.protocol import Learner
 
 ENTRY_POINT_GROUP = "vsml_bench.learners"
 

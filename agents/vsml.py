@@ -51,8 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 from vsml_bench.errors import UserError
+from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
 
 # The gate shifts are constants of the cell (not stored in the bias): a fresh cell forgets
 # nothing (forget gate ≈ σ(5)) and writes almost nothing (input gate ≈ σ(−5)).

@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsml_bench.agents.api import TaskSpec
 from vsml_bench.data import transforms
 from vsml_bench.envs import rng
+from vsml_bench.protocol import TaskSpec
 
 ACTION_TYPES = ("discrete", "logits")
 #: Reward of a non-finite logits action: ``log(1e-8)``, i.e. scored as a confident mistake.

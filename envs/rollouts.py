@@ -15,9 +15,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner
 from vsml_bench.envs.core import ClassificationParams
 from vsml_bench.envs.factory import env_for
+from vsml_bench.protocol import Learner
 
 PyTree = Any
 
@@ -66,7 +66,7 @@ def rollout(
 
     Args:
       env_params: from :func:`vsml_bench.envs.make`.
-      learner: a :class:`vsml_bench.agents.api.Learner`.
+      learner: a :class:`vsml_bench.protocol.Learner`.
       meta_params: the learner's meta-parameters.
       key: stream ``i`` uses :func:`stream_keys` ``(key, i)``.
       n_streams: ``S``; ignored when ``stream_ids`` is given.

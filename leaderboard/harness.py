@@ -62,7 +62,7 @@ def parse_learner_spec(text: str) -> tuple[str, str | None]:
 
 
 def build_learner(text: str, meta_trained_on: tuple[str, ...] | None = None, **config: Any) -> Any:
-    """A :class:`~vsml_bench.agents.api.Learner` from ``NAME[:pretrained-or-path]``.
+    """A :class:`~vsml_bench.protocol.Learner` from ``NAME[:pretrained-or-path]``.
 
     After ``:`` comes either a shipped name (``vsml:mnist``, passed on as ``pretrained=``) or
     the path of a meta-parameter file (``vsml:runs/x/best.msgpack``: Flax msgpack, no pickle),

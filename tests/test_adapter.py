@@ -17,7 +17,7 @@ from vsml_bench.agents.adapter import (
     run_episodes,
     sklearn_sgd,
 )
-from vsml_bench.agents.api import TaskSpec
+from vsml_bench.protocol import TaskSpec
 
 
 class RecordingLearner:

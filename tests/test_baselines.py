@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.baselines import (
     fast_weights,
     gradient,
@@ -17,6 +16,7 @@ from vsml_bench.agents.baselines import (
     transformer,
 )
 from vsml_bench.agents.baselines.common import run_stream
+from vsml_bench.protocol import Learner, TaskSpec
 
 # Small configs keep compilation and run time low; the factories' defaults are exercised in
 # the stream tests.

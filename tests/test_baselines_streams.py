@@ -9,8 +9,8 @@ import pytest
 
 import vsml_bench.agents as agents
 import vsml_bench.envs as envs
-from vsml_bench.agents.api import TaskSpec
 from vsml_bench.agents.baselines.common import run_stream
+from vsml_bench.protocol import TaskSpec
 
 BASELINES = (
     "sgd",

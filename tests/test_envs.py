@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vsml_bench import data
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.data import transforms
 from vsml_bench.envs import (
     INVALID_LOG_PROB,
@@ -23,6 +22,7 @@ from vsml_bench.envs import (
     stream_keys,
 )
 from vsml_bench.errors import UserError
+from vsml_bench.protocol import Learner, TaskSpec
 
 DIGITS = "vsml_bench/OnlineDigits-v0"
 FEW_DIGITS = "vsml_bench/FewShotDigits-v0"

@@ -166,7 +166,7 @@ def test_learner_from_a_meta_parameter_file(tmp_path):
     import jax
     from flax import serialization
 
-    from vsml_bench.agents.api import TaskSpec
+    from vsml_bench.protocol import TaskSpec
 
     base = agents.make("hebbian")
     meta = base.meta_init(jax.random.key(0), TaskSpec((4,), 3))

@@ -12,8 +12,8 @@ import pytest
 
 from vsml_bench import agents
 from vsml_bench.agents import registry
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.errors import UserError
+from vsml_bench.protocol import Learner, TaskSpec
 
 BUILTINS = {
     "vsml",
@@ -106,7 +106,7 @@ def _write_plugin(root, dist: str, module: str, entry_points: dict[str, str], so
 
 PLUGIN_SOURCE = """
     import jax.numpy as jnp
-    from vsml_bench.agents.api import Learner
+    from vsml_bench.protocol import Learner
 
     def echo(**config):
         return Learner(

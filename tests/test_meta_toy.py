@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
+from vsml_bench.protocol import Learner, TaskSpec
 
 SPEC = TaskSpec(input_shape=(3,), n_classes=2)
 STREAM = 12

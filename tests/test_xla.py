@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsml_bench import agents, xla
-from vsml_bench.agents.api import TaskSpec
+from vsml_bench.protocol import TaskSpec
 
 
 def test_cpu_option_and_xla_flags_override(monkeypatch) -> None:

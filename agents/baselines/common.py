@@ -1,6 +1,6 @@
 """Small pieces shared by the baseline learners.
 
-Every baseline follows the stream protocol of :mod:`vsml_bench.agents.api`: at step ``t`` it sees
+Every baseline follows the stream protocol of :mod:`vsml_bench.protocol`: at step ``t`` it sees
 ``x_t`` and ``y_{t-1}`` (``prev_label``), first learns from the pair ``(x_{t-1}, y_{t-1})`` it kept
 in its state, then predicts ``y_t``. ``prev_label == n_classes`` means "no label" (the first step,
 or a withheld few-shot query label): then nothing is learned.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
+from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
 
 
 def flat_x(obs: Observation) -> jax.Array:

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 from vsml_bench.agents.baselines.common import flat_x, has_label, select_tree
+from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
 
 
 class GradientState(NamedTuple):

@@ -26,8 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner, Observation, TaskSpec
 from vsml_bench.agents.baselines.common import error_signal, flat_x, has_label, one_hot_with_none
+from vsml_bench.protocol import Learner, Observation, TaskSpec
 
 FEEDBACKS = ("label", "error")
 

@@ -13,8 +13,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner, Observation, PyTree, TaskSpec
 from vsml_bench.agents.baselines.common import flat_x, has_label, one_hot_label
+from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
 
 
 def _no_meta_params(key: jax.Array, spec: TaskSpec) -> dict:

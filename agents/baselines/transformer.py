@@ -28,8 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner, Observation, TaskSpec
 from vsml_bench.agents.baselines.common import flat_x, one_hot_with_none
+from vsml_bench.protocol import Learner, Observation, TaskSpec
 
 # Finite stand-in for -inf in masked attention scores: exp() underflows to exactly 0 and,
 # unlike -inf, never produces NaN (the current token is always unmasked anyway).

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from vsml_bench.agents.api import Learner
 from vsml_bench.agents.meta.es import group_batches
 from vsml_bench.agents.meta.objective import Objective
+from vsml_bench.protocol import Learner
 
 PyTree = Any
 

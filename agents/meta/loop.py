@@ -30,12 +30,12 @@ import numpy as np
 import optax
 
 from vsml_bench import xla
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta import checkpoint as ckpt
 from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
 from vsml_bench.agents.meta.es import es_gradient, population_mesh
 from vsml_bench.agents.meta.objective import Objective
 from vsml_bench.errors import UserError
+from vsml_bench.protocol import Learner, TaskSpec
 
 PyTree = Any
 Evaluator = Callable[[PyTree], Mapping[str, jax.Array]]

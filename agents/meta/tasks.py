@@ -21,8 +21,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.agents.api import Learner, TaskSpec
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
+from vsml_bench.protocol import Learner, TaskSpec
 
 PyTree = Any
 

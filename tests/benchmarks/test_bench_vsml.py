@@ -25,7 +25,7 @@ import pytest
 import vsml_bench.agents as agents
 from vsml_bench import xla
 from vsml_bench.agents import vsml as V
-from vsml_bench.agents.api import TaskSpec
+from vsml_bench.protocol import TaskSpec
 
 STATE, MSG, MICRO_TICKS = 16, 8, 2
 NAIVE_FLOP_PER_CELL_UPDATE = 2 * (2 * MSG + STATE) * 4 * STATE + 2 * 2 * STATE * MSG
