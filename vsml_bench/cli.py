@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "learners": ("vsml_bench.agents.cli", "list the registered learners"),
     "train": ("vsml_bench.agents.meta.cli", "meta-train a learner"),
     "plot": ("vsml_bench.agents.meta.plot", "plot the curves of a training run"),
+    "study": ("vsml_bench.agents.meta.study", "compare training runs at equal CPU time"),
     "evaluate": ("vsml_bench.leaderboard.cli_evaluate", "score a learner on a suite"),
     "submit": ("vsml_bench.leaderboard.cli_submit", "validate a results file and add it"),
     "verify": ("vsml_bench.leaderboard.cli_verify", "re-run streams of a results file"),
