@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vsml_bench.errors import UserError
+from vsml_bench.io import atomic_write_text
 from vsml_bench.leaderboard import metrics
 from vsml_bench.leaderboard.suites import EMBEDDED_DATASETS, SUITES
 
@@ -322,25 +322,6 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
 
 
 # --- storage ------------------------------------------------------------------------------
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        # mkstemp makes the file private (0600); give it the usual permissions of a new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def dump_results(doc: Mapping[str, Any]) -> str:

@@ -124,6 +124,7 @@ def run_demo(
     """Evaluate, store, and render; returns (entries, skipped-learner lines)."""
     from tqdm.auto import tqdm
 
+    from vsml_bench.io import atomic_write_text
     from vsml_bench.leaderboard import harness, render, schema
     from vsml_bench.leaderboard.suites import get_suite
 
@@ -148,8 +149,8 @@ def run_demo(
         entries.append(schema.validate_results(doc))
         schema.store_entry(doc, results_dir)
     bar.close()
-    schema.atomic_write_text(out_dir / "index.html", render.render_html(entries))
-    schema.atomic_write_text(out_dir / "README.md", render.render_markdown(entries))
+    atomic_write_text(out_dir / "index.html", render.render_html(entries))
+    atomic_write_text(out_dir / "README.md", render.render_markdown(entries))
     return entries, skipped
 
 

@@ -14,37 +14,24 @@ needs and resuming is exact. Restoring needs a *target* with the same tree struc
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
 from flax import serialization
 
-PyTree = Any
+from vsml_bench.io import atomic_write_bytes, atomic_write_text
+from vsml_bench.protocol import PyTree
 
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs (e.g. shipped files) must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+__all__ = [
+    "atomic_write_bytes",  # re-exported from vsml_bench.io for older callers
+    "atomic_write_text",
+    "load",
+    "save",
+    "to_host",
+    "tree_from_bytes",
+    "tree_to_bytes",
+]
 
 
 def to_host(tree: PyTree) -> PyTree:

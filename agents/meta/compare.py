@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:
-        from vsml_bench.agents.meta.checkpoint import atomic_write_text
+        from vsml_bench.io import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     return 0

@@ -20,8 +20,8 @@ from typing import Any
 
 from flax import serialization
 
-from vsml_bench.agents.meta.checkpoint import atomic_write_bytes, atomic_write_text
 from vsml_bench.agents.meta.plot import read_metrics
+from vsml_bench.io import atomic_write_bytes, atomic_write_text
 
 
 def export(

@@ -55,7 +55,7 @@ def plot_run(run_dir: str | Path, png: str | Path | None = None, window: int = 5
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vsml_bench.agents.meta.checkpoint import atomic_write_bytes
+    from vsml_bench.io import atomic_write_bytes
 
     run_dir = Path(run_dir)
     steps, evals = read_metrics(run_dir)

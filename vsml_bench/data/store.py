@@ -35,6 +35,7 @@ import numpy as np
 
 from vsml_bench.data.errors import ChecksumMismatch, DownloadError
 from vsml_bench.data.registry import DatasetSpec, FileSpec
+from vsml_bench.io import atomic_write_bytes
 
 # Bump when a parser changes what it returns: old parsed caches are then ignored.
 PARSED_FORMAT_VERSION = 1
@@ -195,7 +196,7 @@ def verify(
     if not write_stamp:
         return actual
     with contextlib.suppress(OSError):  # a read-only cache only costs speed
-        _write_atomic(_stamp_path(path, file), f"{kind} {expected}\n".encode())
+        atomic_write_bytes(_stamp_path(path, file), f"{kind} {expected}\n".encode())
     return expected
 
 
@@ -210,23 +211,6 @@ def _progress_bar(path: Path, enabled: bool):
     return tqdm(
         total=size, unit="B", unit_scale=True, desc=f"verify {path.name}", leave=False, disable=None
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Atomic writes
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------------------------
