@@ -27,6 +27,12 @@ DEFAULT_STREAM_LENGTH = 500
 DEFAULT_N_WAY = 5
 DEFAULT_K_SHOT = 1
 DEFAULT_N_QUERY = 5
+#: The most memory one ``make`` (or ``make_vec``) may plan for its streams, in bytes. Sizes
+#: beyond it are refused at build time with the number they would need, instead of failing deep
+#: inside XLA (or the OS) on an allocation of tens of gigabytes.
+MAX_BYTES = 16 * 2**30
+#: The largest seed ``reset(seed=...)`` takes (a JAX key holds a signed 64-bit seed).
+MAX_SEED = 2**63 - 1
 
 
 class UnknownEnv(UserError, KeyError):
@@ -38,6 +44,122 @@ class UnknownEnv(UserError, KeyError):
 
 class InvalidEnvConfig(UserError, ValueError):
     """Keyword arguments that no task of the dataset can satisfy (names the limit)."""
+
+
+_BOOL_OPTIONS = (
+    "projection",
+    "permute_labels",
+    "permute_pixels",
+    "normalise",
+    "invert_inputs",
+    "flatten",
+    "download",
+)
+_INT_OPTIONS = ("stream_length", "n_classes", "n_way", "k_shot", "n_query", "image_size")
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy) and not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_types(options: dict[str, Any]) -> None:
+    """Refuse options of the wrong type instead of coercing them.
+
+    ``bool("false")`` is True and ``int(1.5)`` is 1, so coercion would silently build another
+    task than the one asked for: bool options take ``True``/``False`` only, integer options
+    integers only (not floats, not bools), ``split`` and ``action_type`` strings.
+    """
+    for name in _BOOL_OPTIONS:
+        value = options[name]
+        if not isinstance(value, bool | np.bool_):
+            raise InvalidEnvConfig(f"{name} must be True or False, not {value!r}")
+    for name in _INT_OPTIONS:
+        value = options[name]
+        if value is not None and not is_int(value):
+            raise InvalidEnvConfig(
+                f"{name} must be an integer, not {value!r} ({type(value).__name__})"
+            )
+    for name in ("split", "action_type"):
+        value = options[name]
+        if value is not None and not isinstance(value, str):
+            raise InvalidEnvConfig(f"{name} must be a string, not {value!r}")
+
+
+def format_bytes(n: float) -> str:
+    """``25.6 GB``-style size (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_bytes(nbytes: int, what: str, fix: str) -> None:
+    """Raise :class:`InvalidEnvConfig` if ``nbytes`` exceeds :data:`MAX_BYTES`.
+
+    ``what`` says what would take the memory, ``fix`` which option to lower.
+    """
+    if nbytes > MAX_BYTES:
+        raise InvalidEnvConfig(
+            f"{what} would need {format_bytes(nbytes)} ({nbytes} bytes), more than the "
+            f"{format_bytes(MAX_BYTES)} limit (vsml_bench.envs.factory.MAX_BYTES); {fix}"
+        )
+
+
+def stream_bytes(params: ClassificationParams, lazy: bool | None = None) -> int:
+    """Bytes one stream of ``params`` holds on device: what ``reset`` builds and keeps.
+
+    ``int32`` labels and example indices ``[T]``; unless the stream is lazy (and it is not when
+    the task projects or permutes its inputs), the transformed inputs ``float32[T, D]``; and
+    the task's ``float32[D, D]`` projection or ``int32[D]`` pixel permutation.
+    """
+    lazy = params.lazy_inputs if lazy is None else lazy
+    t, d = int(params.stream_length), int(params.input_size)
+    nbytes = 8 * t
+    if not lazy or params.projection or params.permute_pixels:
+        nbytes += 4 * t * d
+    if params.projection:
+        nbytes += 4 * d * d
+    if params.permute_pixels:
+        nbytes += 4 * d
+    return nbytes
+
+
+def check_streams_fit(
+    params: ClassificationParams, n_streams: int, lazy: bool | None = None
+) -> None:
+    """Refuse ``n_streams`` streams of ``params`` whose state exceeds :data:`MAX_BYTES`."""
+    nbytes = int(n_streams) * stream_bytes(params, lazy)
+    check_bytes(
+        nbytes,
+        f"{n_streams} stream(s) of {params.stream_length} steps with {params.input_size} inputs"
+        + (" and a projection" if params.projection else ""),
+        "use fewer streams, a shorter stream or a smaller image_size",
+    )
+
+
+def check_seed(seed: Any) -> int | None:
+    """``seed`` if it is None or an integer in ``0 .. 2**63 - 1``, else a :class:`UserError`.
+
+    Gymnasium takes non-negative integers; a JAX key (``jax.random.key(seed)``) holds a signed
+    64-bit seed, so larger integers cannot be represented and are refused rather than wrapped.
+    """
+    if seed is None:
+        return None
+    if not is_int(seed) or not 0 <= int(seed) <= MAX_SEED:
+        raise InvalidEnvConfig(
+            f"seed must be None or an integer in 0..2**63-1, not {seed!r}; "
+            "pass a non-negative 63-bit integer (e.g. seed % 2**63)"
+        )
+    return int(seed)
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` if it is a positive integer (not a bool), else :class:`InvalidEnvConfig`."""
+    if not is_int(num_envs) or int(num_envs) < 1:
+        raise InvalidEnvConfig(f"num_envs must be a positive integer, not {num_envs!r}")
+    return int(num_envs)
 
 
 def env_for(params: ClassificationParams) -> ClassificationEnv:
@@ -80,6 +202,13 @@ def _prepare_inputs(ds, image_size: int | None, normalise: bool):
                 f"image_size applies to image datasets only, and {ds.name!r} is not one; "
                 "drop the image_size option"
             )
+        # The resized split is float32 [N, S, S, C] (plus the input copy while it is built).
+        n, c = int(x.shape[0]), int(x.shape[-1])
+        check_bytes(
+            4 * n * image_size * image_size * c,
+            f"resizing the {n} images of {ds.name!r} to {image_size}x{image_size}",
+            "use a smaller image_size",
+        )
         # Resizing is linear, so it commutes with the affine normalisation applied later.
         x = np.asarray(transforms.resize(x, (image_size, image_size)))
     shape = tuple(int(s) for s in x.shape[1:])
@@ -150,11 +279,30 @@ def make_from(
     """:func:`make` from a kind (``"online"``/``"few_shot"``) and a data registry name."""
     import jax.numpy as jnp
 
+    _check_types(
+        dict(
+            split=split,
+            stream_length=stream_length,
+            n_classes=n_classes,
+            n_way=n_way,
+            k_shot=k_shot,
+            n_query=n_query,
+            projection=projection,
+            permute_labels=permute_labels,
+            permute_pixels=permute_pixels,
+            image_size=image_size,
+            normalise=normalise,
+            invert_inputs=invert_inputs,
+            flatten=flatten,
+            action_type=action_type,
+            download=download,
+        )
+    )
     if action_type not in ACTION_TYPES:
         raise InvalidEnvConfig(
             f"action_type must be one of {', '.join(ACTION_TYPES)}, not {action_type!r}"
         )
-    if image_size is not None and (not isinstance(image_size, int) or image_size < 1):
+    if image_size is not None and image_size < 1:
         raise InvalidEnvConfig(f"image_size must be a positive integer, not {image_size!r}")
     if kind == "online":
         for name, value in (("n_way", n_way), ("k_shot", k_shot), ("n_query", n_query)):
@@ -215,6 +363,7 @@ def make_from(
         if t < 1:
             raise InvalidEnvConfig(f"stream_length must be at least 1, got {t}")
         params: ClassificationParams = OnlineParams(n_classes=n, stream_length=t, **common)
+        check_streams_fit(params, 1, lazy=False)
         return OnlineClassification(), params
 
     way = min(DEFAULT_N_WAY, c_data) if n_way is None else int(n_way)
@@ -236,4 +385,5 @@ def make_from(
     params = FewShotParams(
         n_classes=way, stream_length=way * (k + q), k_shot=k, n_query=q, **common
     )
+    check_streams_fit(params, 1, lazy=False)
     return FewShotClassification(), params

@@ -28,7 +28,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from vsml_bench.envs.core import INVALID_LOG_PROB, ClassificationParams, Task
-from vsml_bench.envs.factory import make_from
+from vsml_bench.envs.factory import check_num_envs, check_seed, check_streams_fit, make_from
 from vsml_bench.errors import UserError
 
 _MAX_SEED = 2**63 - 1
@@ -187,7 +187,7 @@ class ClassificationGymEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         options = options or {}
         key = options["key"] if "key" in options else _key_from(seed, self.np_random)
         if not _is_key(key):
@@ -328,9 +328,9 @@ class ClassificationVectorEnv(VectorEnv):
     ):
         if render_mode is not None:
             raise UserError("the vector env does not render; use the single env to render")
-        if not isinstance(num_envs, int) or num_envs < 1:
-            raise UserError(f"num_envs must be a positive integer, not {num_envs!r}")
+        num_envs = check_num_envs(num_envs)
         self.func_env, params = make_from(kind, dataset, **kwargs)
+        check_streams_fit(params, num_envs, lazy=True)
         # The streams never leave the env: hold them as example indices (identical
         # observations, cheaper resets and steps; see ClassificationParams.lazy_inputs).
         self.params = params.replace(lazy_inputs=True)
@@ -382,7 +382,7 @@ class ClassificationVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        super().reset(seed=seed)
+        super().reset(seed=check_seed(seed))
         options = options or {}
         task = options.get("task")
         self._pinned_task = (

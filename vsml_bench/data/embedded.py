@@ -15,6 +15,8 @@ SUM_SIGN_DEFAULTS = {"n": 10_000, "dim": 16, "seed": 0}
 RANDOM_DEFAULTS = {"n": 1_000, "dim": 16, "n_classes": 10, "seed": 0}
 # A split's generator seed is derived from (seed, split) so train and test never share inputs.
 _SPLIT_STREAM = {"train": 0, "test": 1}
+#: The largest synthetic input array (``float32 [n, dim]``) a generator builds, in bytes.
+MAX_BYTES = 8 * 2**30
 
 
 def digits() -> Parsed:
@@ -58,9 +60,20 @@ def _check(options: dict[str, Any], allowed: dict[str, Any], name: str) -> dict[
             f"{', '.join(f'{k}={v}' for k, v in allowed.items())}"
         )
     merged = {**allowed, **options}
-    for key in ("n", "dim", "n_classes"):
-        if key in merged and int(merged[key]) < 1:
-            raise DataError(f"dataset {name!r} needs {key} >= 1, got {merged[key]}")
+    for key, value in merged.items():
+        # Integers only: int(1.5) would silently build another dataset than the one asked for.
+        if not isinstance(value, int | np.integer) or isinstance(value, bool | np.bool_):
+            raise DataError(f"dataset {name!r} needs an integer {key}, not {value!r}")
+        low = 0 if key == "seed" else 1
+        if value < low:
+            raise DataError(f"dataset {name!r} needs {key} >= {low}, got {value}")
+    merged = {key: int(value) for key, value in merged.items()}
+    nbytes = 4 * merged["n"] * merged["dim"]
+    if nbytes > MAX_BYTES:
+        raise DataError(
+            f"dataset {name!r} with n={merged['n']} and dim={merged['dim']} would need "
+            f"{nbytes} bytes, more than the {MAX_BYTES}-byte limit; use a smaller n or dim"
+        )
     return merged
 
 
