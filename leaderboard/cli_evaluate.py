@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="shorter streams (an unofficial run that cannot be submitted)",
     )
     parser.add_argument(
+        "--learner-config",
+        default=None,
+        metavar="JSON",
+        help="learner options as a JSON object, as for `vsml-bench train`, e.g. "
+        "'{\"learning_rate\": 0.01}' (over a model card's config)",
+    )
+    parser.add_argument(
         "--meta-trained-on",
         default=None,
         help="comma-separated datasets the meta-parameters saw (overrides the learner's "
@@ -40,6 +49,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with dataset files")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_learner_config(text: str | None) -> dict[str, Any]:
+    """``--learner-config``: a JSON object of learner options (``{}`` when absent)."""
+    from vsml_bench.errors import UserError
+
+    if text is None:
+        return {}
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(
+            f"--learner-config is not valid JSON ({error.msg} at character {error.pos}); "
+            "pass an object such as '{\"learning_rate\": 0.01}'"
+        ) from None
+    if not isinstance(config, dict):
+        raise UserError(
+            f"--learner-config must be a JSON object of learner options, not "
+            f"{type(config).__name__} {text!r}"
+        )
+    return config
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +88,14 @@ def run(args: argparse.Namespace) -> int:
     trained_on = None
     if args.meta_trained_on is not None:
         trained_on = tuple(d.strip() for d in args.meta_trained_on.split(",") if d.strip())
-    learner = harness.build_learner(args.learner, meta_trained_on=trained_on)
+    config = parse_learner_config(args.learner_config)
+    try:
+        learner = harness.build_learner(args.learner, meta_trained_on=trained_on, **config)
+    except TypeError as error:
+        if not config:
+            raise
+        # A learner factory refuses an unknown option with a TypeError naming it.
+        raise UserError(f"--learner-config does not suit {args.learner}: {error}") from None
     harness.enable_compilation_cache()
     doc = harness.evaluate(
         learner,

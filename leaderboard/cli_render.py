@@ -1,4 +1,12 @@
-"""``vsml-bench leaderboard``: render leaderboard/README.md and leaderboard/site/index.html."""
+"""``vsml-bench leaderboard``: render the leaderboard as Markdown and as an HTML page.
+
+Reads the submitted entries of ``--results-dir`` (default: the results shipped with the
+package, so a wheel install renders the same board as a checkout) and writes
+``<out>/README.md`` and ``<out>/site/index.html``, ``<out>`` defaulting to ``./leaderboard``
+in the current directory: run from the root of a checkout, that is the repository's own
+``leaderboard/`` folder; anywhere else a new folder, never the installed package.
+``--markdown`` and ``--html`` move either file elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,14 @@ import argparse
 import sys
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+from vsml_bench.errors import UserError
+
+#: The default ``--out``, relative to the current directory.
+DEFAULT_OUT = Path("leaderboard")
+
+
+class ResultsDirError(UserError):
+    """``--results-dir`` names no folder."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,29 +29,57 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--results-dir",
         type=Path,
         default=None,
-        help="folder of submitted entries (default: the package's leaderboard/results/)",
+        help="folder of submitted entries (default: the results shipped with the package)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder to write README.md and site/index.html into (default: ./leaderboard)",
     )
     parser.add_argument(
         "--markdown",
         type=Path,
-        default=PACKAGE_DIR / "README.md",
-        help="where to write the Markdown table (default: leaderboard/README.md)",
+        default=None,
+        help="where to write the Markdown table (default: <out>/README.md)",
     )
     parser.add_argument(
         "--html",
         type=Path,
-        default=PACKAGE_DIR / "site" / "index.html",
-        help="where to write the HTML page (default: leaderboard/site/index.html)",
+        default=None,
+        help="where to write the HTML page (default: <out>/site/index.html)",
     )
+
+
+def check_results_dir(results_dir: Path | None) -> Path:
+    """The folder to read entries from; :class:`ResultsDirError` if it is not a folder.
+
+    An absent folder must not render an empty board over a real one.
+    """
+    from vsml_bench.leaderboard import schema
+
+    root = Path(schema.RESULTS_DIR if results_dir is None else results_dir)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        hint = (
+            "pass the folder that `vsml-bench submit` wrote to"
+            if results_dir is not None
+            else "reinstall vsml-bench (its shipped results are missing) or pass --results-dir"
+        )
+        raise ResultsDirError(f"results folder {root} {what}; {hint}")
+    return root
 
 
 def write_leaderboard(
     results_dir: Path | None, markdown: Path | None, html_path: Path | None
 ) -> tuple[int, list[str]]:
-    """Render every valid entry of ``results_dir``; returns (number of entries, problems)."""
+    """Render every valid entry of ``results_dir``; returns (number of entries, problems).
+
+    Raises :class:`ResultsDirError`, before writing anything, if ``results_dir`` is not a folder.
+    """
     from vsml_bench.leaderboard import render, schema
 
-    entries, problems = schema.load_entries(results_dir)
+    entries, problems = schema.load_entries(check_results_dir(results_dir))
     if markdown is not None:
         schema.atomic_write_text(markdown, render.render_markdown(entries, problems))
     if html_path is not None:
@@ -45,8 +88,10 @@ def write_leaderboard(
 
 
 def run(args: argparse.Namespace) -> int:
-    n, problems = write_leaderboard(args.results_dir, args.markdown, args.html)
+    markdown = args.markdown or args.out / "README.md"
+    html = args.html or args.out / "site" / "index.html"
+    n, problems = write_leaderboard(args.results_dir, markdown, html)
     for problem in problems:
         print(f"skipped {problem}", file=sys.stderr)
-    print(f"{n} entries -> {args.markdown} and {args.html}")
+    print(f"{n} entries -> {markdown} and {html}")
     return 0

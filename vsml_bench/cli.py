@@ -4,13 +4,16 @@ Each command group lives beside the code it drives, in a module exposing
 ``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches, so that
 ``vsml-bench --help`` stays fast and a broken optional part cannot break the others.
 User mistakes (:class:`vsml_bench.errors.UserError` and its subclasses) print one sentence
-and exit with status 2, without a traceback.
+and exit with status 2, without a traceback; Ctrl-C exits with 130. A reader that closes the
+pipe early (``vsml-bench envs | head``) ends the command quietly with status 141 (128 + SIGPIPE,
+what a shell reports for a process killed by SIGPIPE), as Unix tools do.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from types import ModuleType
 
@@ -51,8 +54,42 @@ def build_parser(command: str | None = None) -> tuple[argparse.ArgumentParser, M
     return parser, chosen
 
 
+#: Exit status after the reader of stdout went away: 128 + SIGPIPE, as a shell reports it.
+EXIT_BROKEN_PIPE = 141
+
+
+def _discard_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null.
+
+    After the reader closed the pipe, the interpreter's final flush of what is still buffered
+    would raise BrokenPipeError again (a traceback at exit); Python's documented remedy is to
+    redirect the descriptor. Streams without a descriptor (captured in tests) are left alone.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        try:
+            return _dispatch(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            # Flush here, not at exit (also after --help's SystemExit), so that a closed pipe
+            # surfaces inside this try rather than as a traceback at interpreter shutdown.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _dispatch(argv: list[str]) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser, module = build_parser(command)
     args = parser.parse_args(argv)
