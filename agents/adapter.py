@@ -79,6 +79,20 @@ def _as_logits(prediction: Any, n_classes: int) -> np.ndarray:
     return logits
 
 
+def env_action(logits: np.ndarray, use_logits: bool) -> np.ndarray | int:
+    """The action to give the Gymnasium env for a learner's ``logits``.
+
+    ``argmax(logits)`` in discrete mode, else the logits. The Gymnasium env refuses non-finite
+    logits (an error there is the caller's bug), but a learner that diverges mid-stream must be
+    scored, not abort an evaluation: like the functional env, its non-finite predictions count
+    as wrong (the caller scores them from the logits it keeps), and the env is given a finite
+    stand-in, uniform logits, only to reveal the label and move on.
+    """
+    if not use_logits:
+        return int(np.argmax(logits))
+    return logits if np.isfinite(logits).all() else np.zeros_like(logits)
+
+
 @dataclass
 class PythonLearnerState:
     """Per-stream state of a wrapped Python learner (mutable; never traced by JAX)."""
@@ -161,13 +175,16 @@ def run_episodes(
     Returns:
       A :class:`vsml_bench.envs.Rollout` of NumPy arrays: ``logits float32[S, T, C]``,
       ``rewards float32[S, T]``, ``labels int32[S, T]``, ``scored bool[S, T]``,
-      ``correct bool[S, T]`` (scored and ``argmax(logits) == label``).
+      ``correct bool[S, T]`` (scored and ``argmax(logits) == label``). A non-finite
+      prediction is scored as the functional env scores it: wrong, with reward
+      :data:`~vsml_bench.envs.INVALID_LOG_PROB` for logits actions and 0 for classes.
     """
     import gymnasium as gym
     import jax
 
     import vsml_bench  # noqa: F401  (registers the env IDs)
     from vsml_bench import envs
+    from vsml_bench.envs import INVALID_LOG_PROB
 
     env = gym.make(env_id, **env_kwargs)
     try:
@@ -187,8 +204,10 @@ def run_episodes(
             while True:
                 state, logits = step(meta_params, state, obs)
                 logits = np.asarray(logits, np.float32)
-                action = logits if use_logits else int(np.argmax(logits))
-                obs, reward, terminated, truncated, info = env.step(action)
+                obs, reward, terminated, truncated, info = env.step(env_action(logits, use_logits))
+                if info["scored"] and not np.isfinite(logits).all():
+                    # Scored as the functional env scores a non-finite prediction: wrong.
+                    reward = INVALID_LOG_PROB if use_logits else 0.0
                 record["logits"].append(logits)
                 record["rewards"].append(reward)
                 record["labels"].append(info["label"])
@@ -202,7 +221,8 @@ def run_episodes(
     logits = np.asarray([s["logits"] for s in streams], np.float32)
     labels = np.asarray([s["labels"] for s in streams], np.int32)
     scored = np.asarray([s["scored"] for s in streams], bool)
-    correct = scored & (np.argmax(logits, axis=-1) == labels)
+    finite = np.isfinite(logits).all(axis=-1)
+    correct = scored & finite & (np.argmax(logits, axis=-1) == labels)
     return envs.Rollout(
         logits=logits,
         rewards=np.asarray([s["rewards"] for s in streams], np.float32),

@@ -355,6 +355,7 @@ def run_python_streams(
     import jax
 
     from vsml_bench import envs
+    from vsml_bench.agents.adapter import env_action
 
     kwargs = {**task.make_kwargs(), "action_type": "logits"}
     if data_dir is not None:
@@ -372,7 +373,8 @@ def run_python_streams(
             for _ in range(task.stream_length):
                 state, logits = learner.step(meta_params, state, obs)
                 logits = np.asarray(logits, np.float32)
-                obs, _, terminated, truncated, info = env.step(logits)
+                # Non-finite logits are kept (and scored wrong below); the env gets a stand-in.
+                obs, _, terminated, truncated, info = env.step(env_action(logits, True))
                 logits_s.append(logits)
                 labels_s.append(int(info["label"]))
                 scored_s.append(bool(info["scored"]))

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,37 +104,6 @@ def read_initial_meta_params(path: str, learner, spec) -> tuple[Any, dict[str, A
     return meta_params, {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def git_commit() -> str | None:
-    """The commit of the source tree this package runs from, if it is a git checkout."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def hardware() -> dict[str, Any]:
-    import os
-
-    import jax
-
-    return {
-        "platform": jax.default_backend(),
-        "devices": [str(d.device_kind) for d in jax.devices()],
-        "processes": jax.process_count(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     from vsml_bench.agents.meta import presets
     from vsml_bench.agents.meta.loop import check_run_folder
@@ -196,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         key=eval_key,
         data_dir=args.data_dir,
     )
-    from vsml_bench import __version__
+    from vsml_bench.provenance import environment
 
     initial = None
     if args.init_from is not None:
@@ -206,9 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "learner": args.learner,
         "learner_config": dict(learner.config),
         "command": shlex.join(sys.argv),
-        "package_version": __version__,
-        "git_commit": git_commit(),
-        "hardware": hardware(),
+        **environment(),
         **({"init_from": init_record} if initial is not None else {}),
     }
     result = train(
