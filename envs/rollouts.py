@@ -10,16 +10,14 @@ e.g. ``rollout(..., key, stream_ids=jnp.array([i]))``, or through the Gymnasium 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from vsml_bench.envs.core import ClassificationParams
 from vsml_bench.envs.factory import env_for
-from vsml_bench.protocol import Learner
-
-PyTree = Any
+from vsml_bench.protocol import Learner, PyTree
 
 
 class Rollout(NamedTuple):

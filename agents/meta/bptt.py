@@ -17,7 +17,6 @@ The optimiser is an optax chain, by default global-norm clipping followed by Ada
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +25,7 @@ from jax.sharding import Mesh
 
 from vsml_bench.agents.meta.es import group_batches
 from vsml_bench.agents.meta.objective import Objective
-from vsml_bench.protocol import Learner
-
-PyTree = Any
+from vsml_bench.protocol import Learner, PyTree
 
 
 def remat_learner(learner: Learner) -> Learner:

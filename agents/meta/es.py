@@ -28,8 +28,8 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vsml_bench.agents.meta.objective import Objective, allocate
+from vsml_bench.protocol import PyTree
 
-PyTree = Any
 POP_AXIS = "pop"
 
 

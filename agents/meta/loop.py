@@ -35,9 +35,8 @@ from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
 from vsml_bench.agents.meta.es import es_gradient, population_mesh
 from vsml_bench.agents.meta.objective import Objective
 from vsml_bench.errors import UserError
-from vsml_bench.protocol import Learner, TaskSpec
+from vsml_bench.protocol import Learner, PyTree, TaskSpec
 
-PyTree = Any
 Evaluator = Callable[[PyTree], Mapping[str, jax.Array]]
 
 

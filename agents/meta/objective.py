@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import jax
 
-PyTree = Any
+from vsml_bench.protocol import PyTree
+
 LossFn = Callable[[PyTree, jax.Array, PyTree], jax.Array]
 
 

@@ -22,9 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
-from vsml_bench.protocol import Learner, TaskSpec
-
-PyTree = Any
+from vsml_bench.protocol import Learner, PyTree, TaskSpec
 
 
 @dataclass(frozen=True)
