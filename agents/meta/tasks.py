@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
-from vsml_bench.protocol import Learner, PyTree, TaskSpec
+from vsml_bench.protocol import Learner, TaskSpec
 
 
 @dataclass(frozen=True)
