@@ -8,6 +8,12 @@
   shipped ``pretrained="mnist"`` VSML: MNIST train pooled to 7x7, streams of 100, 64 antithetic
   pairs (half with a random projection), σ 0.05, Adam lr 0.025. Held-out: MNIST *test* at 7x7
   and at full 28x28 size (checkpoint selection never looks at another dataset).
+* ``cpu-1h`` / ``cpu-4h``: the pick of the recipe study (docs/results.md) for one and four hours
+  of the 2-core CPU: BPTT through streams of 100 (16 a step, Adam 0.025 with a 30-step warm-up and
+  cosine decay to a tenth, gradients clipped to norm 1) on MNIST train at 7x7, half of the tasks
+  with a random projection and half with inverted inputs (so that dark-on-white data such as
+  Omniglot is not a new polarity). Held-out: MNIST test at 28x28 as is and inverted, and
+  Fashion-MNIST *train* at 28x28 (its test split is kept for the final figure).
 * ``paper``: the paper's configuration: MNIST 784 → 10, streams of 500, 1024 antithetic
   pairs, σ 0.05, Adam lr 0.025, 10k steps (hundreds of GPU-hours).
 """
@@ -147,6 +153,30 @@ def _presets() -> dict[str, Preset]:
             eval_families=MNIST_VALIDATION,
             eval_streams=64,
         ),
+        **{
+            f"cpu-{hours}h": Preset(
+                name=f"cpu-{hours}h",
+                description=(
+                    f"the recipe study's pick for {hours} h on 2 CPU cores: BPTT, 16 MNIST 7x7 "
+                    "streams of 100 a step (half projected, half inverted), cosine decay"
+                ),
+                train=TrainConfig(
+                    method="bptt",
+                    steps=steps,
+                    n_tasks=16,
+                    learning_rate=0.025,
+                    schedule="cosine",
+                    warmup_steps=30,
+                    final_lr_fraction=0.1,
+                    eval_every=75,
+                    checkpoint_every=25,
+                ),
+                families=_mnist_pair(7, 100),
+                eval_families=MNIST_VALIDATION,
+                eval_streams=64,
+            ).with_polarity()
+            for hours, steps in ((1, 1500), (4, 6000))
+        },
         "paper": Preset(
             name="paper",
             description="the paper's config: MNIST 784->10, streams of 500, 1024 ES pairs, 10k steps",
