@@ -30,7 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="learner options as a JSON object, e.g. '{\"layer_norm\": true}'",
     )
-    parser.add_argument("--preset", default="quick", help="quick, paper-small or paper")
+    parser.add_argument(
+        "--preset", default="quick", help="quick, paper-small, cpu-1h, cpu-4h or paper"
+    )
     parser.add_argument("--out", required=True, help="run folder (metrics, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
