@@ -1,8 +1,31 @@
-"""Shared test setup: no test may write outside its tmp dirs."""
+"""Shared test setup: no test may write outside its tmp dirs; slow tests run on request.
+
+``python -m pytest`` is the quick default run (a few minutes on two cores);
+``python -m pytest --runslow`` adds the tests marked ``@pytest.mark.slow`` (end-to-end
+training, benchmarks at full size, long real-data runs): what ``.ci/run`` runs.
+"""
 
 from __future__ import annotations
 
 import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--runslow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (the full suite .ci/run runs)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow (.ci/run does)")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip_slow)
 
 
 @pytest.fixture(scope="session")
