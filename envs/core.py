@@ -47,6 +47,33 @@ ACTION_TYPES = ("discrete", "logits")
 INVALID_LOG_PROB = float(np.log(1e-8))
 
 
+def label_log_prob(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """``log softmax(logits)[label]`` over the last axis: the reward of a logits action.
+
+    The one online cross-entropy of the library (its negative): the env's reward, the
+    meta-training loss and, through :func:`label_log_prob_np`, the Gymnasium envs and the
+    leaderboard. Shapes ``[..., C]`` and ``[...]``; computed in float32 as
+    ``jax.nn.log_softmax`` does (shift by the max, then subtract the log-sum-exp).
+    """
+    log_probs = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, jnp.asarray(labels)[..., None], axis=-1)[..., 0]
+
+
+def label_log_prob_np(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """:func:`label_log_prob` in NumPy, on the host, in the dtype of ``logits``.
+
+    The same arithmetic step for step (``shifted = z - max z``, then ``shifted[label] -
+    log(sum(exp(shifted)))``): float32 logits give JAX's float32 values, float64 logits a float64
+    score. Rows with a non-finite logit give NaN or infinity; callers substitute their own value.
+    """
+    logits = np.asarray(logits)
+    with np.errstate(all="ignore"):
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_z = np.log(np.exp(shifted).sum(axis=-1))
+    picked = np.take_along_axis(shifted, np.asarray(labels)[..., None], axis=-1)[..., 0]
+    return picked - log_z
+
+
 def _static(**kwargs: Any) -> Any:
     """A dataclass field that is pytree metadata (static under ``jit``)."""
     return field(metadata={"static": True}, **kwargs)
@@ -326,7 +353,7 @@ class ClassificationEnv:
             return correct.astype(jnp.float32), correct, valid
         logits = jnp.asarray(action, jnp.float32)
         valid = jnp.all(jnp.isfinite(logits))
-        log_prob = jax.nn.log_softmax(logits)[label]
+        log_prob = label_log_prob(logits, label)
         correct = valid & (jnp.argmax(logits) == label)
         reward = jnp.where(valid, log_prob, jnp.float32(INVALID_LOG_PROB))
         return reward, correct, valid

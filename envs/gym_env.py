@@ -27,7 +27,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from vsml_bench.envs.core import INVALID_LOG_PROB, ClassificationParams, Task
+from vsml_bench.envs.core import (
+    INVALID_LOG_PROB,
+    ClassificationParams,
+    Task,
+    label_log_prob_np,
+)
 from vsml_bench.envs.factory import check_num_envs, check_seed, check_streams_fit, make_from
 from vsml_bench.errors import UserError
 
@@ -259,9 +264,8 @@ class ClassificationGymEnv(gym.Env):
         label = int(self._labels[t])
         if self._logits:
             z = self._check_logits(action)
-            # log softmax as jax.nn.log_softmax computes it (shift by the max), in float32.
-            shifted = z - z.max()
-            log_prob = float(shifted[label] - np.log(np.exp(shifted).sum(dtype=np.float32)))
+            # float32 on the host, the same arithmetic as the functional env's reward.
+            log_prob = float(label_log_prob_np(z, np.asarray(label)))
             correct = int(z.argmax()) == label
             reward = log_prob
         else:

@@ -194,6 +194,8 @@ def env_spec_json(task: Task) -> str | None:
 
 def _scores_from_logits(logits: Any, labels: Any, scored: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(correct bool[S, T_scored], ce float[S])`` from per-step logits of the scored steps."""
+    from vsml_bench.envs.core import label_log_prob_np
+
     logits = np.asarray(logits, dtype=np.float64)
     labels = np.asarray(labels)
     scored = np.asarray(scored, dtype=bool)
@@ -202,11 +204,7 @@ def _scores_from_logits(logits: Any, labels: Any, scored: Any) -> tuple[np.ndarr
     cols = scored[0]
     logits, labels = logits[:, cols], labels[:, cols]
     finite = np.isfinite(logits).all(axis=-1)
-    shifted = logits - np.where(finite[..., None], logits.max(axis=-1, keepdims=True), 0.0)
-    with np.errstate(all="ignore"):
-        log_z = np.log(np.exp(shifted).sum(axis=-1))
-        picked = np.take_along_axis(shifted, labels[..., None], axis=-1)[..., 0]
-        ce = np.where(finite, log_z - picked, INVALID_CE)
+    ce = np.where(finite, -label_log_prob_np(logits, labels), INVALID_CE)  # float64 here
     correct = finite & (logits.argmax(axis=-1) == labels)
     return correct, np.minimum(ce.mean(axis=1), MAX_CE)
 

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
+from vsml_bench.envs.core import label_log_prob
 from vsml_bench.protocol import Learner, TaskSpec
 
 
@@ -58,8 +59,7 @@ class TaskFamily:
 
 def stream_cross_entropy(logits: jax.Array, labels: jax.Array, scored: jax.Array) -> jax.Array:
     """Mean cross-entropy over the scored steps of streams (``[..., T, C]``, ``[..., T]``)."""
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    ce = -jnp.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0]
+    ce = -label_log_prob(logits, labels)
     mask = scored.astype(jnp.float32)
     return jnp.sum(ce * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
