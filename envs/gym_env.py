@@ -12,18 +12,49 @@ directly (e.g. :func:`vsml_bench.envs.stream_keys` of a rollout, to replay strea
 reset key still draws the examples: ``task_key, order_key = split(key)`` and a pinned task
 replaces the one ``task_key`` would give. Sub-env ``i`` of a vector env reset with seed ``s``
 uses ``jax.random.fold_in(jax.random.key(s), i)``.
+
+The default vector env and ``vectorization_mode="sync"`` give *different* streams for the same
+seed: Gymnasium's ``SyncVectorEnv`` resets its sub-env ``i`` with seed ``s + i`` (key
+``jax.random.key(s + i)``) and later episodes from each sub-env's own ``np_random``, while the
+native vector env folds ``i`` into one key and draws later keys from one ``np_random``. Either
+is reproducible; compare runs within one mode.
+
+Processes. ``vectorization_mode="async"`` runs single envs in worker processes, and on Linux
+(before Python 3.14) Python starts them with ``fork``. JAX cannot run in a child forked after
+it started (its thread pools do not survive ``fork``; the first computation hangs), and
+Gymnasium builds one env in the parent before forking, so an env made in such a child raises
+:class:`ForkedProcessError` instead of hanging. Pass
+``vector_kwargs={"context": "spawn"}`` (or ``"forkserver"``), or use the default native vector
+env, which is faster anyway. (Gymnasium offers no way for a registration to choose the start
+method: a registered ``vector_kwargs`` would also reach, and break, the default mode.)
+
+Pickling. Both envs pickle as their constructor arguments plus the episode in progress and the
+``np_random`` state, not their data set or compiled functions: unpickling rebuilds the env (the
+data must be found there too, e.g. through ``VSML_BENCH_DATA``) and continues with identical
+observations, rewards and later resets. That is what spawn-based tools (``multiprocessing``
+with ``spawn``, Ray) need.
+
+Spaces and spec. ``obs["x"]`` is a ``Box`` with finite bounds (:func:`input_bounds`), so
+``gymnasium.utils.env_checker.check_env`` passes without warnings for the default discrete
+actions; ``obs["prev_label"]`` is ``Discrete(C + 1)`` and comes as ``int64`` (its dtype) from
+both envs. ``env.spec.max_episode_steps`` is the stream length, where every episode truncates
+itself (no ``TimeLimit`` wrapper is added for it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -100,6 +131,108 @@ class InvalidActionError(UserError, ValueError):
     """An action the OOP env cannot score: out of range, wrong shape or type, non-finite."""
 
 
+class ForkedProcessError(UserError, RuntimeError):
+    """An env made or reset in a process forked after this module's envs had started JAX."""
+
+
+#: The process in which an env of this module first ran JAX (None: not yet). A forked child
+#: inherits the value with the rest of memory, which is how it knows that it is one.
+_JAX_PID: int | None = None
+
+
+def _check_process() -> None:
+    """Raise :class:`ForkedProcessError` in a fork of a process whose envs already ran JAX.
+
+    Called before any JAX work of an env (make, reset): there, in such a child, JAX would hang
+    forever on locks held by threads that ``fork`` did not copy.
+    """
+    global _JAX_PID
+    pid = os.getpid()
+    if _JAX_PID is None:
+        _JAX_PID = pid
+    elif pid != _JAX_PID:
+        raise ForkedProcessError(
+            f"this process ({pid}) was forked from one that had already run JAX ({_JAX_PID}), "
+            "where JAX hangs; start workers with spawn instead, e.g. gym.make_vec(id, num_envs, "
+            "vectorization_mode='async', vector_kwargs={'context': 'spawn'}), or use the "
+            "default gym.make_vec(id, num_envs), which steps every stream in one process"
+        )
+
+
+def input_bounds(params: ClassificationParams) -> tuple[float, float]:
+    """``(low, high)``, finite: every value ``obs["x"]`` can take lies in ``[low, high]``.
+
+    An input is ``v = r * x_scale + x_shift`` for a stored value ``r`` of the split
+    (:meth:`~vsml_bench.envs.core.ClassificationEnv.normalise`; ``uint8`` pixels or floats), so
+    ``v`` spans the image of the split's ``[min r, max r]``. That interval is widened by four
+    float32 roundings of its terms (XLA may fuse the multiply-add, rounding once where NumPy
+    rounds twice) and to include 0, the input shown after a stream's end. A pixel permutation
+    moves features but not their values. A projection ``x @ W`` with Glorot-uniform
+    ``|W_ij| <= a``, ``a = sqrt(6 / 2D)``, gives ``|(x W)_j| <= a * D * m = sqrt(3 D) * m``,
+    ``m`` the largest ``|v|``, widened by ``(D + 2)`` roundings of a float32 sum of ``D``
+    products. (One pass over the split at make time.)
+    """
+    host = np.asarray(params.x)
+    r_lo, r_hi = (float(host.min()), float(host.max())) if host.size else (0.0, 0.0)
+    scale, shift = float(params.x_scale), float(params.x_shift)
+    ends = (r_lo * scale + shift, r_hi * scale + shift)
+    eps = float(np.finfo(np.float32).eps)
+    pad = 4 * eps * (max(abs(r_lo), abs(r_hi)) * abs(scale) + abs(shift))
+    low, high = min(*ends, 0.0) - pad, max(*ends, 0.0) + pad
+    if params.projection:
+        d = params.input_size
+        bound = math.sqrt(3.0 * d) * max(-low, high) * (1.0 + (d + 2) * eps)
+        low, high = -bound, bound
+    # float32 endpoints rounded outwards, so the Box holds the whole interval.
+    low32 = np.nextafter(np.float32(low), np.float32(-np.inf))
+    high32 = np.nextafter(np.float32(high), np.float32(np.inf))
+    return float(low32), float(high32)
+
+
+def observation_space(params: ClassificationParams) -> spaces.Dict:
+    """``Dict(x=Box(low, high, input_shape, float32), prev_label=Discrete(C + 1))``.
+
+    The functional env's space with the finite bounds of :func:`input_bounds`.
+    """
+    low, high = input_bounds(params)
+    return spaces.Dict(
+        {
+            "x": spaces.Box(low, high, tuple(params.input_shape), np.float32),
+            "prev_label": spaces.Discrete(params.n_classes + 1),
+        }
+    )
+
+
+class _EpisodeLengthSpec:
+    """``spec.max_episode_steps`` is the stream length, where every episode truncates itself.
+
+    Registration leaves ``max_episode_steps`` unset (a ``TimeLimit`` wrapper would only repeat
+    the env's own truncation at a cost per step, and the length depends on the make options);
+    Gymnasium then sets ``env.unwrapped.spec`` after construction, and this setter fills the
+    length in. An explicit ``gym.make(id, max_episode_steps=n)`` keeps its ``n`` (its
+    ``TimeLimit`` wrapper reports it).
+    """
+
+    params: ClassificationParams
+    _spec: EnvSpec | None = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: EnvSpec | None) -> None:
+        if spec is not None and spec.max_episode_steps is None:
+            spec = dataclasses.replace(spec, max_episode_steps=self.params.stream_length)
+        self._spec = spec
+
+
+def _restore_np_random(env: Any, state: dict[str, Any]) -> None:
+    env._np_random = state["np_random"]
+    env._np_random_seed = state["np_random_seed"]
+    env._spec = state["spec"]
+
+
 def _key_from(seed: int | None, np_random: np.random.Generator) -> jax.Array:
     if seed is not None:
         return jax.random.key(seed)
@@ -138,7 +271,11 @@ def _image(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return np.repeat(np.repeat(img, fy, axis=0), fx, axis=1)
 
 
-class ClassificationGymEnv(gym.Env):
+#: ClassificationGymEnv attributes of the episode in progress (what a pickle keeps of it).
+_EPISODE = ("_xs", "_labels", "_t", "_prev", "_n_correct", "_n_scored")
+
+
+class ClassificationGymEnv(_EpisodeLengthSpec, gym.Env):
     """One classification stream as a ``gymnasium.Env`` with NumPy observations.
 
     ``reset`` builds the whole episode on device in one jitted call and copies it to host
@@ -167,9 +304,11 @@ class ClassificationGymEnv(gym.Env):
                 f"render_mode must be one of {self.metadata['render_modes']} or None, "
                 f"not {render_mode!r}"
             )
+        _check_process()
+        self._init_kwargs = {"kind": kind, "dataset": dataset, "render_mode": render_mode, **kwargs}
         self.func_env, self.params = make_from(kind, dataset, **kwargs)
         self.render_mode = render_mode
-        self.observation_space = self.func_env.observation_space(self.params)
+        self.observation_space = observation_space(self.params)
         self.action_space = self.func_env.action_space(self.params)
         self.task_spec = self.func_env.task_spec(self.params)
         env = self.func_env
@@ -187,12 +326,30 @@ class ClassificationGymEnv(gym.Env):
         self._n_correct = 0
         self._n_scored = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The constructor's arguments, the episode and ``np_random``: not the data set or
+        compiled functions, which :meth:`__setstate__` rebuilds in whatever process it runs."""
+        return {
+            "init": self._init_kwargs,
+            "episode": {name: getattr(self, name) for name in _EPISODE},
+            "np_random": self._np_random,
+            "np_random_seed": self._np_random_seed,
+            "spec": self._spec,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["init"])
+        for name, value in state["episode"].items():
+            setattr(self, name, value)
+        _restore_np_random(self, state)
+
     # ------------------------------------------------------------------------ reset
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=check_seed(seed))
+        _check_process()
         options = options or {}
         key = options["key"] if "key" in options else _key_from(seed, self.np_random)
         if not _is_key(key):
@@ -217,7 +374,7 @@ class ClassificationGymEnv(gym.Env):
             x = self._xs[self._t].copy()
         else:
             x = np.zeros(self.params.input_shape, np.float32)
-        return {"x": x, "prev_label": np.int64(self._prev)}
+        return {"x": x, "prev_label": np.int64(self._prev)}  # Discrete's dtype
 
     # ------------------------------------------------------------------------- step
 
@@ -306,8 +463,13 @@ class ClassificationGymEnv(gym.Env):
         )
 
 
-class ClassificationVectorEnv(VectorEnv):
+class ClassificationVectorEnv(_EpisodeLengthSpec, VectorEnv):
     """``num_envs`` independent streams stepped together in one jitted, vmapped call.
+
+    What ``gym.make_vec(id, num_envs=N)`` returns (``vectorization_mode`` unset). Its streams
+    for a seed differ from those of ``vectorization_mode="sync"`` (see the module docstring:
+    sub-env ``i`` uses ``fold_in(key(s), i)`` here, ``key(s + i)`` there); ``"async"`` needs
+    ``vector_kwargs={"context": "spawn"}`` on Linux (JAX cannot run in a forked child).
 
     Autoreset is ``NEXT_STEP`` (Gymnasium's default): the ``step`` after a stream is truncated
     starts new episodes and returns their first observations with reward 0. All streams have
@@ -328,19 +490,29 @@ class ClassificationVectorEnv(VectorEnv):
         kind: str = "online",
         dataset: str = "digits",
         render_mode: str | None = None,
+        max_episode_steps: int | None = None,
         **kwargs: Any,
     ):
         if render_mode is not None:
             raise UserError("the vector env does not render; use the single env to render")
         num_envs = check_num_envs(num_envs)
+        _check_process()
+        self._init_kwargs = {"num_envs": num_envs, "kind": kind, "dataset": dataset, **kwargs}
         self.func_env, params = make_from(kind, dataset, **kwargs)
+        if max_episode_steps is not None and max_episode_steps != params.stream_length:
+            # gym.make_vec passes a spec's max_episode_steps on; a stream cannot be cut short.
+            raise UserError(
+                f"max_episode_steps={max_episode_steps!r} differs from the stream length "
+                f"{params.stream_length}; episodes end at the stream length, so set stream_length "
+                "(few-shot: n_way, k_shot, n_query) instead"
+            )
         check_streams_fit(params, num_envs, lazy=True)
         # The streams never leave the env: hold them as example indices (identical
         # observations, cheaper resets and steps; see ClassificationParams.lazy_inputs).
         self.params = params.replace(lazy_inputs=True)
         self.num_envs = num_envs
         self.render_mode = None
-        self.single_observation_space = self.func_env.observation_space(self.params)
+        self.single_observation_space = observation_space(self.params)
         self.single_action_space = self.func_env.action_space(self.params)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -373,6 +545,32 @@ class ClassificationVectorEnv(VectorEnv):
         self._needs_reset = False
         self._pinned_task: Task | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """As :meth:`ClassificationGymEnv.__getstate__`: the constructor's arguments, the
+        streams in progress (host copies) and ``np_random``."""
+        return {
+            "init": self._init_kwargs,
+            "episode": jax.device_get(
+                {"state": self._state, "task": self._pinned_task, "needs_reset": self._needs_reset}
+            ),
+            "np_random": self._np_random,
+            "np_random_seed": self._np_random_seed,
+            "spec": self._spec,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["init"])
+        episode = jax.tree.map(jnp.asarray, state["episode"])
+        self._state, self._pinned_task = episode["state"], episode["task"]
+        self._needs_reset = bool(episode["needs_reset"])
+        _restore_np_random(self, state)
+
+    def _host_obs(self, x: np.ndarray, prev_label: np.ndarray) -> dict[str, np.ndarray]:
+        """Observations in the dtypes of the observation space (``prev_label``: int64, as the
+        single env gives it; the device computes it in int32)."""
+        dtype = self.single_observation_space["prev_label"].dtype
+        return {"x": x, "prev_label": prev_label.astype(dtype)}
+
     def _reset_all(self, key: jax.Array) -> dict[str, np.ndarray]:
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(self.num_envs))
         if self._pinned_task is None:
@@ -381,12 +579,14 @@ class ClassificationVectorEnv(VectorEnv):
             order_keys = jax.vmap(lambda k: self.func_env.split_key(k)[1])(keys)
             obs, self._state = self._reset_task_fn(order_keys, self._pinned_task, self.params)
         self._needs_reset = False
-        return jax.device_get(obs)
+        obs = jax.device_get(obs)
+        return self._host_obs(obs["x"], obs["prev_label"])
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=check_seed(seed))
+        _check_process()
         options = options or {}
         task = options.get("task")
         self._pinned_task = (
@@ -423,6 +623,7 @@ class ClassificationVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if self._state is None:
             raise gym.error.ResetNeeded("call reset() before step()")
+        _check_process()
         n = self.num_envs
         if self._needs_reset:
             obs = self._reset_all(_key_from(None, self.np_random))
@@ -445,7 +646,7 @@ class ClassificationVectorEnv(VectorEnv):
             scalars[name] = column.astype(dtype)
         for (name, dtype), column in zip(self._layout[1], floats.T, strict=True):
             scalars[name] = column.astype(dtype)
-        obs = {"x": x, "prev_label": scalars.pop("prev_label")}
+        obs = self._host_obs(x, scalars.pop("prev_label"))
         truncated = scalars.pop("truncated")
         self._needs_reset = bool(truncated.any())
         mask = np.ones(n, bool)
@@ -464,5 +665,8 @@ __all__ = [
     "INVALID_LOG_PROB",
     "ClassificationGymEnv",
     "ClassificationVectorEnv",
+    "ForkedProcessError",
     "InvalidActionError",
+    "input_bounds",
+    "observation_space",
 ]

@@ -75,8 +75,11 @@ def register_envs() -> None:
             entry_point=_ENTRY,
             vector_entry_point=_VECTOR_ENTRY,
             kwargs={"kind": kind, "dataset": dataset},
-            # Episodes truncate themselves at stream_length; a TimeLimit wrapper would only
-            # add per-step overhead.
+            # Episodes truncate themselves at stream_length, which the make options set: the
+            # env fills spec.max_episode_steps in itself (gym_env._EpisodeLengthSpec), and no
+            # TimeLimit wrapper adds a per-step cost. Neither can this choose the async start
+            # method: a registered vector_kwargs would reach, and break, the default vector env
+            # too, so the envs refuse to run in a forked child instead (gym_env._check_process).
             max_episode_steps=None,
             disable_env_checker=False,
         )
