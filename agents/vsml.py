@@ -110,22 +110,12 @@ def _layer_norm(x: jax.Array, scale: jax.Array, offset: jax.Array, eps: float = 
     return (x - mean) * jax.lax.rsqrt(var + eps) * scale + offset
 
 
-def lstm_cell(
-    w: jax.Array, b: jax.Array, inputs: jax.Array, h: jax.Array, c: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """One step of VSML's LSTM: gates ``[inputs, h] w + b`` in column order i, g, f, o.
+class CustomLSTM(nn.Module):
+    """The LSTM of the sub-RNN (Haiku name ``custom_lstm``; its weight matrix is ``linear``).
 
+    Gates ``[inputs, h] w + b`` in column order i, g, f, o;
     ``c' = σ(f + 5) c + σ(i − 5) tanh g``, ``h' = σ(o) tanh c'``.
     """
-    z = jnp.concatenate([inputs, h], axis=-1) @ w + b
-    i, g, f, o = jnp.split(z, 4, axis=-1)
-    c = jax.nn.sigmoid(f + FORGET_SHIFT) * c + jax.nn.sigmoid(i + INPUT_SHIFT) * jnp.tanh(g)
-    h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    return h, c
-
-
-class CustomLSTM(nn.Module):
-    """The LSTM of the sub-RNN (Haiku name ``custom_lstm``; its weight matrix is ``linear``)."""
 
     state_size: int
 
@@ -135,7 +125,6 @@ class CustomLSTM(nn.Module):
     ) -> tuple[jax.Array, jax.Array]:
         linear = HaikuLinear(4 * self.state_size, name="linear")
         x_and_h = jnp.concatenate([inputs, h], axis=-1)
-        # Run the Linear once to create/fetch params, then apply the shared cell maths.
         z = linear(x_and_h)
         i, g, f, o = jnp.split(z, 4, axis=-1)
         c = jax.nn.sigmoid(f + FORGET_SHIFT) * c + jax.nn.sigmoid(i + INPUT_SHIFT) * jnp.tanh(g)
@@ -712,21 +701,6 @@ def make_config(**config: Any) -> VSMLConfig:
     return VSMLConfig(**config)
 
 
-def _load_pretrained(name: str) -> tuple[PyTree, dict[str, Any]]:
-    try:
-        from vsml_bench.agents import pretrained
-    except ImportError:  # pragma: no cover - the package is part of the distribution
-        pretrained = None
-    loader = getattr(pretrained, "load", None)
-    if loader is None:
-        available = getattr(pretrained, "available", lambda: [])()
-        raise UserError(
-            f"No pretrained VSML meta-parameters named {name!r} are installed (available: "
-            f"{', '.join(available) or 'none yet'}); meta-train with `vsml-bench train`."
-        )
-    return loader(name)
-
-
 def vsml(pretrained: str | None = None, **config: Any) -> Learner:
     """The VSML learner. Options: see :class:`VSMLConfig`; ``pretrained="mnist"`` loads shipped θ.
 
@@ -735,7 +709,9 @@ def vsml(pretrained: str | None = None, **config: Any) -> Learner:
     meta_params = None
     trained_on: tuple[str, ...] = ()
     if pretrained is not None:
-        meta_params, card = _load_pretrained(pretrained)
+        from vsml_bench.agents import pretrained as shipped
+
+        meta_params, card = shipped.load(pretrained)
         card_config = dict(card.get("config", {}) or {})
         for key, value in card_config.items():
             config.setdefault(key, value)

@@ -8,7 +8,7 @@ at once (example indices and labels; the transformed inputs too unless ``params.
 ``step`` is a gather plus a few scalar ops. This is the hot path of meta-training, called millions
 of times.
 
-Stream semantics (DESIGN.md §3). At step ``t`` the observation is
+Stream semantics. At step ``t`` the observation is
 ``{"x": x_t, "prev_label": r_{t-1}}`` where ``r_{t-1} = y_{t-1}`` if the label of step ``t-1`` is
 revealed and ``r_{t-1} = C`` ("none") otherwise, with ``r_{-1} = C``. The action predicts ``y_t``:
 

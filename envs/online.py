@@ -1,6 +1,6 @@
 """Online classification: a stream of i.i.d. examples whose labels arrive one step late.
 
-This is the VSML meta-training and meta-testing protocol (DESIGN.md §3). A task picks
+This is the VSML paper's meta-training and meta-testing protocol. A task picks
 ``n_classes`` dataset classes (all by default) and gives them labels ``0 .. C-1`` (in random
 order with ``permute_labels``); the stream draws ``T`` examples independently and uniformly,
 with replacement, from the examples of those classes, so class frequencies follow the split.

@@ -12,7 +12,7 @@ from __future__ import annotations
 NAMESPACE = "vsml_bench"
 VERSION = 0
 
-#: ID name -> data registry name (``vsml_bench.data``), in the order of DESIGN.md §3.
+#: ID name -> data registry name (``vsml_bench.data``); the one table of registered datasets.
 DATASET_IDS: dict[str, str] = {
     "Digits": "digits",
     "MNIST": "mnist",

@@ -128,13 +128,6 @@ def _learner_from_file(name: str, path: Path, config: dict[str, Any]) -> Any:
     )
 
 
-def meta_params_of(learner: Any, key: Any, spec: Any) -> Any:
-    """Shipped meta-parameters, else ``learner.meta_init`` (fresh, seeded by ``key``)."""
-    if learner.meta_params is not None:
-        return learner.meta_params
-    return learner.meta_init(key, spec)
-
-
 def meta_params_sha256(meta_params: Any) -> str | None:
     """sha256 over every leaf's path, dtype, shape and bytes; None when there are no leaves."""
     import jax

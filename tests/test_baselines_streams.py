@@ -23,7 +23,7 @@ BASELINES = (
     "knn",
     "chance",
 )
-# Every dataset that needs no files (DESIGN.md §2).
+# Every dataset that needs no files.
 EMBEDDED_ENVS = (
     "vsml_bench/OnlineDigits-v0",
     "vsml_bench/OnlineIris-v0",

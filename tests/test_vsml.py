@@ -19,7 +19,7 @@ M, S = 8, 16  # default message and state sizes
 
 # ---------------------------------------------------------------------------------------------
 # An independent NumPy model of the public VSML code (cell by cell, loops, float64), written
-# from DESIGN.md §4 and the public code's structure: per-layer incoming messages, a forward
+# from the VSML paper and the public code's structure: per-layer incoming messages, a forward
 # tick over all layers, then (backward_pass) a reverse tick right after it.
 # ---------------------------------------------------------------------------------------------
 

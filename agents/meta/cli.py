@@ -70,20 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--process-id", type=int, help="this process's index (with --distributed)")
 
 
-def make_learner(name: str, config: dict[str, Any]):
-    """The learner ``name`` from the registry (VSML directly while the registry is absent)."""
-    from vsml_bench import agents
-
-    make = getattr(agents, "make", None)
-    if make is not None:
-        return make(name, **config)
-    if name == "vsml":
-        from vsml_bench.agents.vsml import vsml
-
-        return vsml(**config)
-    raise UserError(f"unknown learner {name!r}; `vsml-bench learners` lists them")
-
-
 def read_initial_meta_params(path: str, learner, spec) -> tuple[Any, dict[str, Any]]:
     """``(θ, {"path", "sha256"})`` from a meta-parameter msgpack shaped like ``learner``'s θ."""
     import hashlib
@@ -141,11 +127,12 @@ def run(args: argparse.Namespace) -> int:
             process_id=args.process_id,
         )
 
+    from vsml_bench import agents
     from vsml_bench.agents.meta.bptt import remat_learner, truncate_learner
     from vsml_bench.agents.meta.loop import run_keys, train
     from vsml_bench.agents.meta.tasks import build_evaluator, build_objective
 
-    learner = make_learner(args.learner, learner_config)
+    learner = agents.make(args.learner, **learner_config)
     if not learner.has_meta_params:
         raise UserError(
             f"learner {args.learner!r} has no meta-parameters to train; pick a meta-learnable "

@@ -4,11 +4,11 @@
   own random projection, labels permuted); held-out: projected digits tasks drawn from keys
   never used in training, and the tabular sets (iris, wine, breast cancer: other input sizes
   and class counts).
-* ``paper-small``: the recipe measured on the 2-core CPU (DESIGN.md §5) and used for the
+* ``paper-small``: the recipe measured on a 2-core CPU and used for the
   shipped ``pretrained="mnist"`` VSML: MNIST train pooled to 7x7, streams of 100, 64 antithetic
   pairs (half with a random projection), σ 0.05, Adam lr 0.025. Held-out: MNIST *test* at 7x7
   and at full 28x28 size (checkpoint selection never looks at another dataset).
-* ``cpu-1h`` / ``cpu-4h``: the pick of the recipe study (docs/results.md) for one and four hours
+* ``cpu-1h`` / ``cpu-4h``: the pick of the recipe study (``vsml-bench study``) for one and four hours
   of the 2-core CPU: BPTT through streams of 100 (16 a step, Adam 0.025 with a 30-step warm-up and
   cosine decay to a tenth, gradients clipped to norm 1) on MNIST train at 7x7, half of the tasks
   with a random projection and half with inverted inputs (so that dark-on-white data such as

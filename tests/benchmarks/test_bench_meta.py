@@ -6,7 +6,7 @@ count per example (without micro ticks) so either convention can be compared.
 
     pytest tests/benchmarks/test_bench_meta.py --benchmark-enable
 
-Reference on the 2-core CPU (DESIGN.md §8): the public VSML code does an ES step at ~9 M cell
+Reference on the 2-core CPU: the public VSML code does an ES step at ~9 M cell
 updates/s and a backprop meta-gradient at ~1.1 M/s with ~1 kB of memory per cell update.
 Memory here is XLA's compiled temp allocation (``memory_analysis()``) divided by the cell
 updates of the gradient computation.
@@ -36,7 +36,7 @@ def _setup():
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
-    """A plain n×n float32 matmul's GFLOP/s now (the machine's yardstick, DESIGN.md §8)."""
+    """A plain n×n float32 matmul's GFLOP/s now (the machine's yardstick)."""
     import time
 
     a = jax.random.normal(jax.random.key(0), (n, n))
