@@ -80,11 +80,45 @@ def write_leaderboard(
     from vsml_bench.leaderboard import render, schema
 
     entries, problems = schema.load_entries(check_results_dir(results_dir))
+    # All or nothing: both documents are rendered and encoded before either file is touched,
+    # so an entry that breaks rendering cannot leave a new table beside an old page.
+    outputs = {}
     if markdown is not None:
-        schema.atomic_write_text(markdown, render.render_markdown(entries, problems))
+        outputs[Path(markdown)] = render.render_markdown(entries, problems).encode("utf-8")
     if html_path is not None:
-        schema.atomic_write_text(html_path, render.render_html(entries, problems))
+        outputs[Path(html_path)] = render.render_html(entries, problems).encode("utf-8")
+    write_all(outputs)
     return len(entries), problems
+
+
+def write_all(outputs: dict[Path, bytes]) -> None:
+    """Write every file or none: all temporary files first, then the renames.
+
+    A failure while writing (disk full, a folder in the way) removes the temporary files and
+    leaves every target as it was; only the renames, which do not fail for lack of space,
+    come after the first target is replaced.
+    """
+    import os
+
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in outputs.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():
+                raise UserError(f"{path} is a folder; pass a file path to write")
+            tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+            staged.append((tmp, path))
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except OSError as error:
+        raise UserError(f"cannot write the leaderboard: {error.strerror or error}") from None
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -84,25 +84,60 @@ def build_learner(text: str, meta_trained_on: tuple[str, ...] | None = None, **c
     return learner
 
 
-def _learner_from_file(name: str, path: Path, config: dict[str, Any]) -> Any:
+def learner_from_spec(spec: str, results_dir: str | os.PathLike[str]) -> Any:
+    """The learner a *results file's* spec names; never a path the file chose.
+
+    ``NAME`` and ``NAME:SHIPPED`` build a registered learner (memoised: learners are immutable,
+    and reusing one object reuses its compiled rollout). ``NAME:params/<sha256>.msgpack`` loads
+    that file from ``results_dir`` after checking that its bytes hash to its name.
+    """
+    from vsml_bench.leaderboard import identity
+
+    try:
+        name, _, sha = identity.parse_spec(spec)
+    except identity.IdentityError as error:
+        raise LearnerSpecError(f"learner spec {spec[:80]!r} {error}") from None
+    if sha is None:
+        return _registered_learner(spec)
+    path = Path(results_dir) / identity.PARAMS_FOLDER / f"{sha}.msgpack"
+    try:
+        data = schema.read_bounded(path, "meta-parameter file")
+    except schema.ResultsError as error:
+        raise LearnerSpecError(str(error)) from None
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise LearnerSpecError(
+            f"meta-parameter file {path.name} does not hash to its name (sha256 mismatch)"
+        )
+    return _learner_from_file(name, path, {}, data)
+
+
+@lru_cache(maxsize=32)
+def _registered_learner(spec: str) -> Any:
+    return build_learner(spec)
+
+
+def _learner_from_file(
+    name: str, path: Path, config: dict[str, Any], data: bytes | None = None
+) -> Any:
     import jax
     import jax.numpy as jnp
     from flax import serialization
 
     from vsml_bench import agents
 
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise LearnerSpecError(
-            f"cannot read meta-parameter file {path}: {error.strerror or error}"
-        ) from None
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise LearnerSpecError(
+                f"cannot read meta-parameter file {path}: {error.strerror or error}"
+            ) from None
     card: dict[str, Any] = {}
     card_path = path.with_suffix(".json")
     if card_path.is_file():
         try:
-            card = json.loads(card_path.read_text())
-        except (OSError, ValueError):
+            card = json.loads(schema.read_bounded(card_path, "model card"))
+        except (schema.ResultsError, ValueError):
             raise LearnerSpecError(f"model card {card_path} is not valid JSON") from None
         if not isinstance(card, dict):
             raise LearnerSpecError(f"model card {card_path} is not a JSON object")
@@ -489,25 +524,50 @@ def rerun_streams(
     Returns one record per stream: task, stream index, recorded vs re-run accuracy and CE,
     and whether they agree (correctness bits identical, CE within 1e-4 relative).
     """
-    from vsml_bench.leaderboard.suites import SUITES
-
-    suite = SUITES[doc["suite"]["id"]]
     ran = [t for t in doc["tasks"] if t["status"] == "ok"]
     if not ran:
         raise UserError("the results file has no task that ran, so there is nothing to verify")
-    if learner.meta_params is not None and (
-        meta_params_sha256(learner.meta_params) != doc["learner"]["meta_params_sha256"]
-    ):
+    sha = None if learner.meta_params is None else meta_params_sha256(learner.meta_params)
+    if sha != doc["learner"]["meta_params_sha256"]:
         raise UserError(
             "the learner's meta-parameters differ from the ones recorded in the results file "
             "(sha256 mismatch); pass the same --learner NAME:PRETRAINED"
         )
+    return rerun_picked(doc, learner, pick_streams(doc, n_streams, seed), data_dir)
+
+
+def stream_pool(doc: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """Every ``(task_id, stream)`` of the tasks that ran, in file order."""
+    return [
+        (t["task_id"], i)
+        for t in doc["tasks"]
+        if t["status"] == "ok"
+        for i in range(t["n_streams"])
+    ]
+
+
+def pick_streams(doc: Mapping[str, Any], n_streams: int, seed: int) -> dict[str, list[int]]:
+    """``n_streams`` streams drawn uniformly without replacement from :func:`stream_pool`."""
+    pool = stream_pool(doc)
     rng = np.random.default_rng(seed)
     picks: dict[str, list[int]] = {}
-    pool = [(t["task_id"], i) for t in ran for i in range(t["n_streams"])]
     for j in rng.choice(len(pool), size=min(n_streams, len(pool)), replace=False):
         task_id, i = pool[int(j)]
         picks.setdefault(task_id, []).append(i)
+    return picks
+
+
+def rerun_picked(
+    doc: Mapping[str, Any],
+    learner: Any,
+    picks: Mapping[str, list[int]],
+    data_dir: Any = None,
+) -> list[dict[str, Any]]:
+    """Re-run the streams ``picks`` (task_id -> stream indices) and compare with ``doc``."""
+    from vsml_bench.leaderboard.suites import SUITES
+
+    suite = SUITES[doc["suite"]["id"]]
+    ran = [t for t in doc["tasks"] if t["status"] == "ok"]
     records = []
     for entry in ran:
         if entry["task_id"] not in picks:

@@ -60,25 +60,72 @@ class Row:
     n_missing: int
     p_better_than_next: float | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: Meta-trained on none of the suite's datasets (MTEB's "zero-shot").
+    zero_shot: bool = True
+    #: Ran every task of the suite.
+    complete: bool = True
+    #: Heading of the group of entries this row is ranked within.
+    group: str = ""
 
 
 def _estimate(obj: Mapping[str, float] | None) -> metrics.Estimate | None:
     return None if obj is None else metrics.Estimate(obj["value"], obj["low"], obj["high"])
 
 
-def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
-    """Suite ID -> rows sorted best first, with tied ranks and P(better than the next row).
+def _suite_task_ids(suite_id: str, group: Sequence[Mapping[str, Any]]) -> list[str]:
+    if suite_id in SUITES:
+        return [t.task_id for t in SUITES[suite_id].tasks]
+    return sorted({t["task_id"] for entry in group for t in entry["tasks"]})
 
-    Entries without any OOD task run have no headline, no rank, and come last.
+
+def _group_of(
+    suite_id: str, entry: Mapping[str, Any], suite_tasks: Sequence[str]
+) -> tuple[tuple[Any, ...], str, bool, bool]:
+    """``(sort key, heading, zero_shot, complete)`` of the group an entry is ranked in.
+
+    Like is compared with like: entries are ranked only against entries that ran the same
+    tasks and are equally zero-shot. A suite fixes its task set; an entry that meta-trained on
+    any of its datasets is not zero-shot and is ranked in a separate group (after every
+    zero-shot group), and an entry that did not run every task is ranked with entries that ran
+    exactly the same tasks, after every complete entry (missing tasks never lift a rank).
+    """
+    suite = SUITES.get(suite_id)
+    datasets = (
+        {t.dataset for t in suite.tasks}
+        if suite is not None
+        else {t["dataset"] for t in entry["tasks"]}
+    )
+    seen = sorted(set(entry["learner"]["meta_trained_on"]) & datasets)
+    ran = tuple(t["task_id"] for t in entry["tasks"] if t["status"] == "ok")
+    missing = [t for t in suite_tasks if t not in ran]
+    complete = not missing
+    heading = "zero-shot" if not seen else f"not zero-shot (meta-trained on {', '.join(seen)})"
+    if complete:
+        heading += f", all {len(suite_tasks)} tasks"
+    else:
+        heading += (
+            f", incomplete: {len(ran)} of {len(suite_tasks)} tasks (not run: {', '.join(missing)})"
+        )
+    key = (bool(seen), tuple(seen), not complete, -len(ran), ran)
+    return key, heading, not seen, complete
+
+
+def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
+    """Suite ID -> rows, grouped (see :func:`_group_of`), each group sorted best first.
+
+    Ranks (tied, :func:`metrics.tied_ranks`) and P(better than the next row) are computed
+    within a group only. Entries without any OOD task run have no headline, no rank, and come
+    last in their group.
     """
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for entry in entries:
         by_suite.setdefault(entry["suite"]["id"], []).append(entry)
     tables = {}
     for suite_id, group in sorted(by_suite.items()):
-        rows = []
-        scores = []
+        suite_tasks = _suite_task_ids(suite_id, group)
+        rows, scores, keys = [], [], []
         for entry in group:
+            key, heading, zero_shot, complete = _group_of(suite_id, entry, suite_tasks)
             rows.append(
                 Row(
                     rank=None,
@@ -91,33 +138,48 @@ def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
                     n_run=entry["summary"]["n_tasks_run"],
                     n_missing=entry["summary"]["n_tasks_missing"],
                     provenance=dict(entry["provenance"]),
+                    zero_shot=zero_shot,
+                    complete=complete,
+                    group=heading,
                 )
             )
             scores.append(schema.stream_accuracies(entry))
-        ranked = [i for i, r in enumerate(rows) if r.headline is not None]
-        ranks = metrics.tied_ranks([rows[i].headline for i in ranked])
-        for i, rank in zip(ranked, ranks, strict=True):
-            rows[i].rank = rank
-        order = sorted(
-            range(len(rows)),
-            key=lambda i: (
-                rows[i].headline is None,
-                -(rows[i].headline.value if rows[i].headline else 0.0),
-                rows[i].name,
-            ),
-        )
-        for a, b in itertools.pairwise(order):
-            if rows[a].headline is None or rows[b].headline is None:
-                continue
-            ood_a = {
-                k: v for k, v in scores[a].items() if rows[a].tasks[k]["distribution"] == "ood"
-            }
-            ood_b = {
-                k: v for k, v in scores[b].items() if rows[b].tasks[k]["distribution"] == "ood"
-            }
-            rows[a].p_better_than_next = metrics.probability_of_improvement(ood_a, ood_b)
-        tables[suite_id] = [rows[i] for i in order]
+            keys.append(key)
+        ordered: list[int] = []
+        for key in sorted(set(keys)):
+            members = [i for i in range(len(rows)) if keys[i] == key]
+            ranked = [i for i in members if rows[i].headline is not None]
+            ranks = metrics.tied_ranks([rows[i].headline for i in ranked])
+            for i, rank in zip(ranked, ranks, strict=True):
+                rows[i].rank = rank
+            order = sorted(
+                members,
+                key=lambda i: (
+                    rows[i].headline is None,
+                    -(rows[i].headline.value if rows[i].headline else 0.0),
+                    rows[i].name,
+                ),
+            )
+            for a, b in itertools.pairwise(order):
+                if rows[a].headline is None or rows[b].headline is None:
+                    continue
+                rows[a].p_better_than_next = metrics.probability_of_improvement(
+                    _ood_scores(rows[a], scores[a]), _ood_scores(rows[b], scores[b])
+                )
+            ordered += order
+        tables[suite_id] = [rows[i] for i in ordered]
     return tables
+
+
+def _ood_scores(row: Row, scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in scores.items() if row.tasks[k]["distribution"] == "ood"}
+
+
+def groups(rows: Sequence[Row]) -> list[tuple[str, list[Row]]]:
+    """Consecutive rows of one group, with its heading, in table order."""
+    return [
+        (heading, list(members)) for heading, members in itertools.groupby(rows, lambda r: r.group)
+    ]
 
 
 def _task_ids(suite_id: str, rows: Sequence[Row]) -> list[str]:
@@ -135,12 +197,19 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 
 # --- Markdown -----------------------------------------------------------------------------
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def _safe_text(text: Any) -> str:
+    """``text`` as valid Unicode: validation refuses lone surrogates, but a page must never
+    fail to encode because one slipped through (they become U+FFFD)."""
+    return _SURROGATE.sub("\ufffd", str(text))
 
 
 def md_escape(text: str) -> str:
     """Escape a user string for a Markdown table cell: HTML entities, Markdown specials, newlines."""
-    text = " ".join(str(text).split())
+    text = " ".join(_safe_text(text).split())
     return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
 
 
@@ -156,7 +225,9 @@ def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str
         "entry's CI (statistically tied entries share a rank). **P(>next)** = probability of",
         "improvement over the next row on their shared OOD tasks (Agarwal et al. 2021). Per-task",
         "cells: mean online accuracy; *italic* = in-distribution (not in the headline); `n/a` =",
-        "not run: data missing.",
+        "not run: data missing. Entries are ranked only against entries that ran the same tasks",
+        "and are equally zero-shot: an entry meta-trained on any dataset of the suite is ranked in",
+        "a separate group, and an incomplete entry after every complete one.",
         "",
     ]
     tables = rank_entries(entries)
@@ -165,29 +236,10 @@ def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str
     for suite_id, rows in tables.items():
         task_ids = _task_ids(suite_id, rows)
         lines += [f"## {md_escape(suite_id)}", ""]
-        header = ["Rank", "Learner", "Headline IQM (OOD)", "95% CI", "P(>next)", "All-task IQM"]
-        header += [md_escape(t) for t in task_ids] + ["Meta-trained on"]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "|".join(["---"] * len(header)) + "|")
-        for row in rows:
-            cells = [
-                str(row.rank) if row.rank is not None else "–",
-                md_escape(row.name),
-                _fmt(row.headline.value if row.headline else None),
-                f"[{_fmt(row.headline.low)}, {_fmt(row.headline.high)}]" if row.headline else "–",
-                _fmt(row.p_better_than_next, 2),
-                _fmt(row.all_tasks.value if row.all_tasks else None),
-            ]
-            for task_id in task_ids:
-                task = row.tasks.get(task_id)
-                if task is None or task["status"] != "ok":
-                    cells.append("n/a")
-                    continue
-                value = _fmt(task["metrics"]["accuracy"]["value"])
-                cells.append(f"*{value}*" if task["distribution"] != "ood" else value)
-            cells.append(md_escape(", ".join(row.meta_trained_on)) or "–")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        for heading, members in groups(rows):
+            lines += [f"### {md_escape(heading)}", ""]
+            lines += _markdown_table(task_ids, members)
+            lines.append("")
     if problems:
         lines += ["## Rejected files", ""]
         lines += [f"- {md_escape(p)}" for p in problems]
@@ -195,11 +247,36 @@ def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str
     return "\n".join(lines)
 
 
+def _markdown_table(task_ids: Sequence[str], rows: Sequence[Row]) -> list[str]:
+    header = ["Rank", "Learner", "Headline IQM (OOD)", "95% CI", "P(>next)", "All-task IQM"]
+    header += [md_escape(t) for t in task_ids] + ["Meta-trained on"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for row in rows:
+        cells = [
+            str(row.rank) if row.rank is not None else "–",
+            md_escape(row.name),
+            _fmt(row.headline.value if row.headline else None),
+            f"[{_fmt(row.headline.low)}, {_fmt(row.headline.high)}]" if row.headline else "–",
+            _fmt(row.p_better_than_next, 2),
+            _fmt(row.all_tasks.value if row.all_tasks else None),
+        ]
+        for task_id in task_ids:
+            task = row.tasks.get(task_id)
+            if task is None or task["status"] != "ok":
+                cells.append("n/a")
+                continue
+            value = _fmt(task["metrics"]["accuracy"]["value"])
+            cells.append(f"*{value}*" if task["distribution"] != "ood" else value)
+        cells.append(md_escape(", ".join(row.meta_trained_on)) or "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 # --- HTML ---------------------------------------------------------------------------------
 
 
 def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+    return html.escape(_safe_text(text), quote=True)
 
 
 def _ci_bar(est: metrics.Estimate | None, lo: float = 0.0, hi: float = 1.0) -> str:
@@ -273,6 +350,20 @@ def _legend(rows: Sequence[Row]) -> str:
 
 def _suite_section(suite_id: str, rows: Sequence[Row]) -> str:
     task_ids = _task_ids(suite_id, rows)
+    tables = "".join(
+        f"<h3>{_e(heading)}</h3>{_html_table(suite_id, task_ids, members)}"
+        for heading, members in groups(rows)
+    )
+    plots = "".join(_curve_plot(t, rows) for t in task_ids)
+    return (
+        f"<h2>{_e(suite_id)}</h2>{tables}"
+        f"<h3>Learning curves: accuracy against position in the stream ({_e(suite_id)})</h3>"
+        f'{_legend(rows)}<div class="curves">{plots}</div>'
+        f"{_details(task_ids, rows)}{_improvement_matrix(rows)}"
+    )
+
+
+def _html_table(suite_id: str, task_ids: Sequence[str], rows: Sequence[Row]) -> str:
     head = [
         '<th data-sort="num">Rank</th>',
         '<th class="name" data-sort="text">Learner</th>',
@@ -319,14 +410,9 @@ def _suite_section(suite_id: str, rows: Sequence[Row]) -> str:
         cells.append(f'<td class="name">{_e(", ".join(row.meta_trained_on)) or "–"}</td>')
         cells.append(f'<td class="name">{_e(row.spec)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    plots = "".join(_curve_plot(t, rows) for t in task_ids)
     return (
-        f"<h2>{_e(suite_id)}</h2>"
         f'<table class="board" data-suite="{_e(suite_id)}"><thead><tr>{"".join(head)}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>"
-        f"<h3>Learning curves: accuracy against position in the stream ({_e(suite_id)})</h3>"
-        f'{_legend(rows)}<div class="curves">{plots}</div>'
-        f"{_details(task_ids, rows)}{_improvement_matrix(rows)}"
     )
 
 

@@ -17,7 +17,9 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -27,7 +29,7 @@ import numpy as np
 
 from vsml_bench.errors import UserError
 from vsml_bench.io import atomic_write_text
-from vsml_bench.leaderboard import metrics
+from vsml_bench.leaderboard import identity, metrics
 from vsml_bench.leaderboard.suites import EMBEDDED_DATASETS, SUITES
 
 FORMAT = "vsml-bench/results"
@@ -38,6 +40,8 @@ MISSING = "not run: data missing"
 #: Stored aggregates are rounded to 6 decimals; allow for the rounding of both sides.
 TOLERANCE = 2.5e-6
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: Replaced entries are moved here (under the results folder), never deleted.
+HISTORY_DIR = "history"
 
 
 class ResultsError(UserError):
@@ -95,19 +99,40 @@ def parse_results(data: bytes) -> Any:
         raise ResultsError(f"results file is not valid JSON: {_short(str(error))}") from None
 
 
-def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read, parse and fully validate a results file; raises :class:`ResultsError`."""
+def read_bounded(path: str | os.PathLike[str], what: str = "results file") -> bytes:
+    """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, else :class:`ResultsError`.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so a
+    FIFO, a device such as ``/dev/zero`` or a folder is refused without blocking or reading,
+    and at most ``MAX_FILE_BYTES + 1`` bytes are ever read (a file may grow after the check).
+    """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ResultsError(
-                f"results file {path.name} is {size} bytes, more than the {MAX_FILE_BYTES} allowed"
-            )
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
-        raise ResultsError(f"cannot read results file {path}: {error.strerror or error}") from None
-    return validate_results(parse_results(data))
+        raise ResultsError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ResultsError(f"{what} {path} is {kind}; pass a file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ResultsError(
+                f"{what} {path.name} is {info.st_size} bytes, more than the "
+                f"{MAX_FILE_BYTES} allowed"
+            )
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise ResultsError(f"cannot read {what} {path}: {error.strerror or error}") from None
+    finally:
+        os.close(fd)
+    return data
+
+
+def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read, parse and fully validate a results file; raises :class:`ResultsError`."""
+    return validate_results(parse_results(read_bounded(path)))
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -174,10 +199,27 @@ def stream_accuracies(doc: Mapping[str, Any]) -> dict[str, np.ndarray]:
 # --- validation ---------------------------------------------------------------------------
 
 
+@cache
+def _validator() -> Any:
+    """A Draft 2020-12 validator whose ``integer`` is a JSON integer, not any whole number.
+
+    The standard's ``integer`` accepts ``64.0`` (and Python's ``True``); results files must say
+    ``64``: a float where an integer belongs is a forged or broken file, not a rounding.
+    """
+    import jsonschema
+
+    def is_integer(_checker: Any, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer)
+    strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
+    return strict(load_schema())
+
+
 def _schema_errors(doc: Any) -> str | None:
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = _validator()
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return None
@@ -191,6 +233,43 @@ def _bounded_json(value: Any, what: str, limit: int = 20000) -> None:
         raise ResultsError(f"results file is invalid: {what} is not plain JSON") from None
     if len(text) > limit:
         raise ResultsError(f"results file is invalid: {what} is longer than {limit} characters")
+
+
+def _check_text(value: Any, path: tuple[Any, ...] = ()) -> None:
+    """Refuse any string (key or value) that is not printable, valid Unicode text.
+
+    A lone surrogate or a control character in a name, a spec or a provenance field can break
+    the terminal that prints it and the page that renders it; nothing needs one.
+    """
+    if isinstance(value, str):
+        problem = identity.text_problem(value)
+        if problem is not None:
+            raise ResultsError(f"results file is invalid: the text at {_where(path)} {problem}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, path)
+            _check_text(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, (*path, i))
+
+
+def _canonical(value: Any) -> str:
+    """JSON text that tells ``16`` from ``16.0`` and ``true`` from ``1`` (Python's == does not)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def check_learner_block(learner: Mapping[str, Any]) -> None:
+    """The name and spec rules of :mod:`identity` (no file is opened)."""
+    problem = identity.name_problem(learner["name"])
+    if problem is not None:
+        raise ResultsError(f"results file is invalid: learner.name {problem}")
+    try:
+        identity.check_spec_registered(learner["spec"])
+    except identity.IdentityError as error:
+        raise ResultsError(
+            f"results file is invalid: learner.spec {_short(repr(learner['spec']), 60)} {error}"
+        ) from None
 
 
 def _compare(stored: Any, expected: Any, where: str) -> None:
@@ -232,7 +311,8 @@ def _compare(stored: Any, expected: Any, where: str) -> None:
 def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, Any]:
     """Validate a parsed results document; return it unchanged or raise :class:`ResultsError`.
 
-    Checks, in order: the JSON Schema; the suite (known ID, matching fingerprint and task
+    Checks, in order: the JSON Schema (JSON integers only where integers belong); printable,
+    valid Unicode in every string; the learner's name and spec rules (:mod:`identity`); the suite (known ID, matching fingerprint and task
     definitions for official suites; ``require_official`` refuses resized runs); unique task
     IDs; the in-distribution/OOD marking against ``learner.meta_trained_on``; "data missing"
     only for file-backed datasets; the raw scores (decodable, one row per stream, one bit per
@@ -241,6 +321,8 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
     problem = _schema_errors(doc)
     if problem is not None:
         raise ResultsError(f"results file does not match the results-v1 schema at {problem}")
+    _check_text(doc)
+    check_learner_block(doc["learner"])
     _bounded_json(doc["learner"]["config"], "learner.config")
     suite_id = doc["suite"]["id"]
     suite = SUITES.get(suite_id)
@@ -255,8 +337,9 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
                 "it was made with a different version of the suite definitions"
             )
         expected = [t.to_json() for t in suite.tasks]
-        got = [{k: t[k] for k in expected[0]} for t in doc["tasks"]]
-        if got != expected:
+        keys = set().union(*expected)  # "episodes" only on fixed-episode tasks
+        got = [{k: t[k] for k in keys if k in t} for t in doc["tasks"]]
+        if _canonical(got) != _canonical(expected):
             raise ResultsError(
                 f"results file's tasks differ from the definition of {suite_id}; "
                 "run `vsml-bench evaluate` on the unmodified suite"
@@ -272,7 +355,11 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
         for task in doc["tasks"]:
             want = defined.get(task["task_id"])
             fixed = ("dataset", "env_id", "env_kwargs", "seed")
-            if want is None or any(task[k] != want[k] for k in fixed):
+            if (
+                want is None
+                or any(_canonical(task[k]) != _canonical(want[k]) for k in fixed)
+                or task.get("episodes") != want.get("episodes")
+            ):
                 raise ResultsError(
                     f"results file's task {task['task_id']!r} is not a task of {suite_id} "
                     "(dataset, env ID, kwargs and seed must match the suite definition)"
@@ -313,6 +400,14 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
                 f"results file scores {correct.shape[1]} examples per stream in {where}, more "
                 f"than its stream_length {task['stream_length']}"
             )
+        if doc["suite"]["official"] and correct.shape[1] != suite.task(task["task_id"]).n_scored:
+            # An official suite scores every online step and every few-shot query; fewer is a
+            # truncated run.
+            raise ResultsError(
+                f"results file scores {correct.shape[1]} examples per stream in {where}, but "
+                f"{suite_id} scores {suite.task(task['task_id']).n_scored}; re-run "
+                "`vsml-bench evaluate`"
+            )
         expected_aggs = task_aggregates(task["task_id"], correct, ce)
         _compare(task["metrics"], expected_aggs["metrics"], f"{where}.metrics")
         _compare(task["curve"], expected_aggs["curve"], f"{where}.curve")
@@ -333,8 +428,8 @@ def entry_file_name(doc: Mapping[str, Any]) -> str:
     """A safe file name for a leaderboard entry, derived only from validated fields.
 
     ``<slug of learner name>__<suite>__<10 hex of sha256(name)>.json``: the slug keeps it
-    readable, the hash keeps two names with the same slug apart; resubmitting under the same
-    learner name on the same suite replaces the earlier entry.
+    readable, the hash keeps two names with the same slug apart. Which submissions may take
+    an existing file's place is decided by :func:`check_identity`.
     """
     name = doc["learner"]["name"]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "learner"
@@ -343,31 +438,157 @@ def entry_file_name(doc: Mapping[str, Any]) -> str:
     return f"{slug}__{suite}__{digest}.json"
 
 
-def store_entry(doc: Mapping[str, Any], results_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Write a validated entry into ``results_dir`` (default: the package's ``results/``)."""
-    root = Path(results_dir or RESULTS_DIR).resolve()
+def results_root(results_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The results folder, resolved; a path that exists but is not a folder is an error."""
+    root = Path(results_dir or RESULTS_DIR)
+    if root.exists() and not root.is_dir():
+        raise ResultsError(f"--results-dir {root} is a file, not a folder; pass a folder")
+    return root.resolve()
+
+
+def _board(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """``(file, learner block)`` of the entries in ``root`` whose learner block is readable.
+
+    Only the learner block is needed to check names and identities, so files are parsed but
+    not fully validated (a broken entry is reported by :func:`load_entries`, not here).
+    """
+    board = []
+    for path in sorted(root.glob("*.json")) if root.is_dir() else []:
+        try:
+            doc = parse_results(read_bounded(path))
+            learner = doc["learner"]
+            if isinstance(learner.get("name"), str):
+                board.append((path, learner))
+        except (ResultsError, TypeError, KeyError, AttributeError):
+            continue
+    return board
+
+
+def check_declared_learner(
+    doc: Mapping[str, Any], results_dir: str | os.PathLike[str] | None = None
+) -> None:
+    """The file's ``meta_trained_on`` and ``meta_params_sha256`` must be what its spec declares.
+
+    The learner is built from the (validated) spec: a registered learner's own declaration, a
+    shipped model card, or a parameter file under the results folder whose bytes hash to its
+    name. Declaring extra meta-training data would move tasks out of the OOD headline.
+    """
+    from vsml_bench.leaderboard import harness
+
+    learner_block = doc["learner"]
+    try:
+        learner = harness.learner_from_spec(learner_block["spec"], results_root(results_dir))
+    except UserError as error:
+        raise ResultsError(f"cannot build the results file's learner: {error}") from None
+    declared = sorted(set(learner.meta_trained_on))
+    if learner_block["meta_trained_on"] != declared:
+        raise ResultsError(
+            f"results file says learner.meta_trained_on is {learner_block['meta_trained_on']} "
+            f"but {learner_block['spec']} declares {declared}; evaluate without "
+            "--meta-trained-on, or ship a model card that declares the data"
+        )
+    sha = None if learner.meta_params is None else harness.meta_params_sha256(learner.meta_params)
+    if learner_block["meta_params_sha256"] != sha:
+        raise ResultsError(
+            f"results file's learner.meta_params_sha256 is {learner_block['meta_params_sha256']} "
+            f"but the meta-parameters of {learner_block['spec']} hash to {sha}"
+        )
+
+
+def check_identity(
+    doc: Mapping[str, Any], board: list[tuple[Path, dict[str, Any]]], *, replace: bool = False
+) -> list[Path]:
+    """Files of ``board`` this entry replaces (to move to history); raise on a name clash.
+
+    A name identifies one learner (spec, meta-parameters, config) on the whole board: an entry
+    with a confusable name (same :func:`identity.skeleton`, different text) is refused; one
+    with the same name but another identity is refused unless ``replace``, which retires every
+    file of that name with another identity. The same learner re-submitted on a suite replaces
+    its own earlier file there.
+    """
+    learner = doc["learner"]
+    mine = identity.skeleton(learner["name"])
+    own_id = identity.learner_identity(learner)
+    target = entry_file_name(doc)
+    retire = []
+    for path, other in board:
+        if identity.skeleton(other["name"]) != mine:
+            continue
+        if other["name"] != learner["name"]:
+            raise ResultsError(
+                f"learner name {learner['name']!r} is confusable with the existing entry "
+                f"{other['name']!r}; choose a clearly different --name"
+            )
+        if identity.learner_identity(other) != own_id:
+            if not replace:
+                raise ResultsError(
+                    f"the board already has {other['name']!r} with another spec, meta-parameters "
+                    "or config; choose another --name, or pass --replace to retire the old "
+                    "entries (kept under results/history/)"
+                )
+            retire.append(path)
+        elif path.name == target:
+            retire.append(path)  # the same learner re-run on this suite: keep the old file
+    return retire
+
+
+def store_entry(
+    doc: Mapping[str, Any],
+    results_dir: str | os.PathLike[str] | None = None,
+    retire: Sequence[Path] = (),
+) -> tuple[Path, list[Path]]:
+    """Move ``retire`` into ``results/history/``, then write ``doc``; returns both locations."""
+    root = results_root(results_dir)
     target = (root / entry_file_name(doc)).resolve()
     # Belt and braces: the name has no separators, but never write outside the results folder.
     if target.parent != root:
         raise ResultsError("refusing to write a leaderboard entry outside the results folder")
-    return atomic_write_text(target, dump_results(doc))
+    moved = []
+    if retire:
+        history = root / HISTORY_DIR
+        history.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        for path in retire:
+            if path.resolve().parent != root:
+                continue
+            destination = history / f"{path.stem}.{stamp}.json"
+            os.replace(path, destination)
+            moved.append(destination)
+    return atomic_write_text(target, dump_results(doc)), moved
 
 
-def submit(path: str | os.PathLike[str], results_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Validate ``path`` (official suites only), recompute its aggregates, and store it."""
-    data_path = Path(path)
+def submit_entry(
+    path: str | os.PathLike[str],
+    results_dir: str | os.PathLike[str] | None = None,
+    *,
+    replace: bool = False,
+) -> tuple[Path, list[Path]]:
+    """Validate ``path`` (official suites only) and store it; returns (stored, moved to history).
+
+    Order: the results folder, the file (a regular file, size-capped, before reading), the
+    schema and every recomputable number, the learner's declaration (meta-training data and
+    meta-parameter hash), then the name against the board. Nothing is written unless all pass.
+    """
+    root = results_root(results_dir)
+    doc = validate_results(parse_results(read_bounded(path)), require_official=True)
+    check_declared_learner(doc, root)
+    retire = check_identity(doc, _board(root), replace=replace)
     try:
-        size = data_path.stat().st_size
+        return store_entry(doc, root, retire)
     except OSError as error:
-        raise ResultsError(f"cannot read results file {path}: {error.strerror or error}") from None
-    if size > MAX_FILE_BYTES:
-        raise ResultsError(f"results file is {size} bytes, more than the {MAX_FILE_BYTES} allowed")
-    try:
-        data = data_path.read_bytes()
-    except OSError as error:
-        raise ResultsError(f"cannot read results file {path}: {error.strerror or error}") from None
-    doc = validate_results(parse_results(data), require_official=True)
-    return store_entry(doc, results_dir)
+        raise ResultsError(
+            f"cannot store the entry in {root}: {error.strerror or error}; check the folder"
+        ) from None
+
+
+def submit(
+    path: str | os.PathLike[str],
+    results_dir: str | os.PathLike[str] | None = None,
+    *,
+    replace: bool = False,
+) -> Path:
+    """:func:`submit_entry`, returning only where the entry was stored."""
+    return submit_entry(path, results_dir, replace=replace)[0]
 
 
 def load_entries(
@@ -376,13 +597,25 @@ def load_entries(
     """Valid entries in ``results_dir`` sorted by file name, and one line per file rejected.
 
     An invalid file (hand-edited, stale schema) is reported, not fatal: it must not break the
-    page for every other entry.
+    page for every other entry. A file whose name is confusable with an earlier file's, or
+    that reuses its name for another learner (a file copied in by hand), is rejected too.
     """
     root = Path(results_dir or RESULTS_DIR)
     entries, problems = [], []
+    seen: dict[str, dict[str, Any]] = {}
     for path in sorted(root.glob("*.json")):
         try:
-            entries.append(read_results(path))
+            doc = read_results(path)
+            first = seen.setdefault(identity.skeleton(doc["learner"]["name"]), doc["learner"])
+            if first is not doc["learner"] and (
+                first["name"] != doc["learner"]["name"]
+                or identity.learner_identity(first) != identity.learner_identity(doc["learner"])
+            ):
+                raise ResultsError(
+                    f"learner name {doc['learner']['name']!r} clashes with the entry "
+                    f"{first['name']!r} of another learner"
+                )
+            entries.append(doc)
         except ResultsError as error:
             problems.append(f"{path.name}: {error}")
     return entries, problems
@@ -427,6 +660,8 @@ def build_document(
             raw=raw,
             **task_aggregates(task.task_id, correct, ce),
         )
+        if result.get("adaptation") is not None:  # how a fixed-size learner was fed the task
+            entry["adaptation"] = dict(result["adaptation"])
         decoded[task.task_id] = correct.mean(axis=1)
         tasks.append(entry)
     return {

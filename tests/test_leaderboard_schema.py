@@ -23,9 +23,21 @@ PROVENANCE = {
 
 
 def make_doc(
-    name="tester", p=0.7, seed=0, suite_id="offline-v0", trained_on=("digits",), missing=()
+    name="tester",
+    p=0.7,
+    seed=0,
+    suite_id="offline-v0",
+    trained_on=(),
+    missing=(),
+    spec="chance",
+    sha=None,
+    n_scored=None,
 ):
-    """A valid document with synthetic raw scores (no envs needed)."""
+    """A valid document with synthetic raw scores (no envs needed).
+
+    The defaults make a submittable file: ``chance`` declares no meta-training data and no
+    meta-parameters. Other ``trained_on``/``sha`` values validate but are refused by submit.
+    """
     suite = get_suite(suite_id)
     rng = np.random.default_rng(seed)
     results = {}
@@ -34,17 +46,17 @@ def make_doc(
             results[task.task_id] = {"status": schema.MISSING}
             continue
         results[task.task_id] = {
-            "correct": rng.random((task.n_streams, task.stream_length)) < p,
+            "correct": rng.random((task.n_streams, n_scored or task.stream_length)) < p,
             "ce": rng.random(task.n_streams) * 2,
             "env_spec": None,
             "wall_time_s": 0.5,
         }
     learner = {
         "name": name,
-        "spec": "synthetic",
-        "config": {"lr": 0.1},
+        "spec": spec,
+        "config": {},
         "meta_trained_on": list(trained_on),
-        "meta_params_sha256": None,
+        "meta_params_sha256": sha,
     }
     return schema.build_document(
         suite=suite, learner=learner, provenance=PROVENANCE, task_results=results
@@ -73,12 +85,14 @@ def test_valid_document_round_trips(tmp_path, base_doc):
     assert stored.stat().st_size < 100_000
 
 
-def test_distribution_and_headline_use_meta_trained_on(base_doc):
-    marks = {t["task_id"]: t["distribution"] for t in base_doc["tasks"]}
+def test_distribution_and_headline_use_meta_trained_on():
+    doc = make_doc(trained_on=("digits",))
+    schema.validate_results(copy.deepcopy(doc), require_official=True)
+    marks = {t["task_id"]: t["distribution"] for t in doc["tasks"]}
     assert marks["digits"] == "in-distribution"
     assert {v for k, v in marks.items() if k != "digits"} == {"ood"}
-    assert base_doc["summary"]["n_ood_tasks_run"] == 5
-    assert base_doc["summary"]["headline"] != base_doc["summary"]["all_tasks"]
+    assert doc["summary"]["n_ood_tasks_run"] == 5
+    assert doc["summary"]["headline"] != doc["summary"]["all_tasks"]
 
 
 def _reject(doc, match, official=True):
@@ -107,7 +121,7 @@ def test_tampered_aggregates_are_rejected(base_doc):
 
 def test_semantic_checks(base_doc):
     doc = copy.deepcopy(base_doc)
-    doc["tasks"][0]["distribution"] = "ood"
+    doc["tasks"][0]["distribution"] = "in-distribution"
     _reject(doc, "meta_trained_on")
     doc = copy.deepcopy(base_doc)
     doc["tasks"][1]["status"] = schema.MISSING
@@ -170,24 +184,241 @@ def test_oversized_file_is_refused_before_parsing(tmp_path, monkeypatch):
         schema.submit(path, tmp_path / "results")
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["../../etc/passwd", "a/b\\c", "..", "/", "\x00evil", "<img src=x onerror=alert(1)>", "名前"],
-)
-def test_hostile_names_are_stored_under_a_safe_derived_file_name(tmp_path, name):
-    doc = make_doc(name=name)
-    stored = schema.submit(write(tmp_path, doc), tmp_path / "results")
+@pytest.mark.parametrize("name", ["名前", "vsml (pretrained: mnist)", "a.b-c_d+e", "Σ-net 2"])
+def test_safe_names_are_stored_under_a_derived_file_name(tmp_path, name):
+    stored = schema.submit(write(tmp_path, make_doc(name=name)), tmp_path / "results")
     assert stored.parent == (tmp_path / "results").resolve()
     assert stored.name.endswith(".json") and "/" not in stored.name and ".." not in stored.name
     assert schema.read_results(stored)["learner"]["name"] == name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.json", "results"]
 
 
-def test_resubmitting_replaces_the_entry(tmp_path):
-    first = schema.submit(write(tmp_path, make_doc(p=0.6)), tmp_path / "results")
-    second = schema.submit(write(tmp_path, make_doc(p=0.8)), tmp_path / "results")
-    assert first == second and len(list((tmp_path / "results").iterdir())) == 1
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("../../etc/passwd", "must start with a letter"),
+        ("a/b\\c", "contains '/'"),
+        ("\x00evil", "non-printable character U\\+0000"),
+        ("<img src=x onerror=alert(1)>", "must start with a letter"),
+        ("x<script>", "contains '<'"),
+        ("ｓｇｄ", "not NFKC-normalised"),
+        ("s\u200bgd", "non-printable character U\\+200B"),
+        ("sgd\u202e", "non-printable"),
+        ("sgd ", "trailing or repeated spaces"),
+        ("a  b", "trailing or repeated spaces"),
+        ("x" * 81, "longer than 80"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
+def test_unsafe_names_are_rejected_before_anything_is_written(tmp_path, name, match):
+    path = tmp_path / "in.json"
+    path.write_bytes(json.dumps(make_doc(name=name)).encode())  # \ud800 stays escaped JSON
+    with pytest.raises(schema.ResultsError, match=match) as info:
+        schema.submit(path, tmp_path / "results")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "results").exists()
+
+
+def test_resubmitting_the_same_learner_replaces_its_entry_and_keeps_history(tmp_path):
+    results = tmp_path / "results"
+    first = schema.submit(write(tmp_path, make_doc(p=0.6)), results)
+    old_text = first.read_text()
+    second = schema.submit(write(tmp_path, make_doc(p=0.8)), results)
+    assert first == second and sorted(p.name for p in results.glob("*.json")) == [first.name]
     assert schema.read_results(second)["summary"]["headline"]["value"] > 0.75
+    history = list((results / "history").iterdir())
+    assert len(history) == 1 and history[0].read_text() == old_text
+
+
+def test_a_name_belongs_to_one_learner_on_the_whole_board(tmp_path):
+    results = tmp_path / "results"
+    schema.submit(write(tmp_path, make_doc(name="adam", spec="adam")), results)
+    # Same learner on another suite: the same entry name is fine.
+    schema.submit(write(tmp_path, make_doc(name="adam", spec="adam", suite_id="ood-v0")), results)
+    # Chance-level results under an existing name are refused, on any suite ...
+    for suite_id in ("offline-v0", "ood-v0"):
+        doc = make_doc(name="adam", p=0.1, suite_id=suite_id)
+        with pytest.raises(schema.ResultsError, match="already has 'adam' with another spec"):
+            schema.submit(write(tmp_path, doc), results)
+    # ... and so are look-alikes of it.
+    for fake in ("аdam", "ADAM", "a-d-a-m", "Αdam", "adám", "ad_am"):
+        with pytest.raises(schema.ResultsError, match="confusable with the existing entry 'adam'"):
+            schema.submit(write(tmp_path, make_doc(name=fake)), results)
+    assert len(list(results.glob("*.json"))) == 2
+    assert not (results / "history").exists()
+    # --replace retires every file of the old learner under that name, keeping them.
+    old = sorted(p.read_text() for p in results.glob("*.json"))
+    stored, moved = schema.submit_entry(
+        write(tmp_path, make_doc(name="adam")), results, replace=True
+    )
+    assert sorted(p.read_text() for p in moved) == old
+    assert all(p.parent == results.resolve() / "history" for p in moved)
+    assert [p.name for p in results.glob("*.json")] == [stored.name]
+    assert schema.read_results(stored)["learner"]["spec"] == "chance"
+
+
+def test_board_rejects_clashing_files_copied_in_by_hand(tmp_path):
+    results = tmp_path / "results"
+    schema.submit(write(tmp_path, make_doc(name="sgd", spec="sgd")), results)
+    (results / "zz-copy.json").write_text(schema.dump_results(make_doc(name="ѕgd")))
+    (results / "zz-other.json").write_text(
+        schema.dump_results(make_doc(name="sgd", suite_id="ood-v0"))
+    )
+    entries, problems = schema.load_entries(results)
+    assert [e["learner"]["spec"] for e in entries] == ["sgd"]
+    assert len(problems) == 2 and all("clashes with the entry 'sgd'" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "vsml:/dev/zero",
+        "vsml:../..",
+        "sgd:../../etc/passwd",
+        "vsml:params/../../x.msgpack",
+        "vsml:params/abc.msgpack",
+        "vsml:runs/x/best.msgpack",
+        "synthetic",
+        "vsml:nope",
+        "SGD",
+        "sgd ",
+        "",
+    ],
+)
+def test_specs_are_not_paths(tmp_path, monkeypatch, spec):
+    from vsml_bench.leaderboard import harness
+
+    def no_files(*args, **kwargs):
+        raise AssertionError("a file was opened for a spec that is not valid")
+
+    monkeypatch.setattr(harness, "learner_from_spec", no_files)
+    monkeypatch.setattr(harness, "build_learner", no_files)
+    doc = make_doc(spec=spec)
+    match = r"learner\.spec|schema"
+    with pytest.raises(schema.ResultsError, match=match):
+        schema.validate_results(copy.deepcopy(doc))
+    with pytest.raises(schema.ResultsError, match=match):
+        schema.submit(write(tmp_path, doc), tmp_path / "results")
+
+
+def test_parameter_files_must_sit_under_the_results_folder_and_hash_to_their_name(tmp_path):
+    sha = "ab" * 32
+    doc = make_doc(spec=f"vsml:params/{sha}.msgpack", sha=sha)
+    schema.validate_results(copy.deepcopy(doc), require_official=True)  # the grammar is fine
+    with pytest.raises(schema.ResultsError, match=r"cannot read meta-parameter file .*params/ab"):
+        schema.submit(write(tmp_path, doc), tmp_path / "results")
+    params = tmp_path / "results" / "params"
+    params.mkdir(parents=True)
+    (params / f"{sha}.msgpack").write_bytes(b"not the bytes that hash to the name")
+    with pytest.raises(schema.ResultsError, match="does not hash to its name"):
+        schema.submit(write(tmp_path, doc), tmp_path / "results")
+    os.mkfifo(params / f"{'cd' * 32}.msgpack")
+    fifo_doc = make_doc(spec=f"vsml:params/{'cd' * 32}.msgpack", sha="cd" * 32)
+    with pytest.raises(schema.ResultsError, match="not a regular file"):
+        schema.submit(write(tmp_path, fifo_doc), tmp_path / "results")
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["params"]
+
+
+def test_meta_training_data_and_parameters_must_be_the_declared_ones(tmp_path):
+    # Declaring extra meta-training data would move digits out of the OOD headline.
+    with pytest.raises(schema.ResultsError, match=r"chance declares \[\]"):
+        schema.submit(write(tmp_path, make_doc(trained_on=("digits",))), tmp_path / "r")
+    # Shipped VSML meta-parameters declare mnist and have a known hash.
+    with pytest.raises(schema.ResultsError, match="hash to"):
+        schema.submit(
+            write(tmp_path, make_doc(spec="vsml:mnist", trained_on=("mnist",))), tmp_path / "r"
+        )
+    with pytest.raises(schema.ResultsError, match=r"declares \['mnist'\]"):
+        schema.submit(write(tmp_path, make_doc(spec="vsml:mnist")), tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "path, value",
+    [
+        (("tasks", 0, "n_streams"), 64.0),
+        (("tasks", 0, "seed"), 1000.0),
+        (("tasks", 0, "stream_length"), 300.0),
+        (("tasks", 0, "raw", "n_scored"), 300.0),
+        (("tasks", 0, "curve", 0, 0), 12.0),
+        (("schema_version",), 1.0),
+        (("summary", "n_tasks_run"), 6.0),
+        (("tasks", 0, "n_streams"), True),
+        (("suite", "official"), 1),
+    ],
+)
+def test_integers_must_be_json_integers(base_doc, path, value):
+    doc = _set(copy.deepcopy(base_doc), path, value)
+    _reject(doc, "schema")
+
+
+def test_official_env_kwargs_compare_by_json_type():
+    doc = make_doc(suite_id="ood-v0")
+    doc["tasks"][4]["env_kwargs"]["image_size"] = 16.0  # cifar10: == 16 in Python
+    _reject(doc, "differ from the definition")
+
+
+def test_official_streams_must_score_every_step():
+    doc = make_doc(n_scored=1)
+    # Built with 1 scored step per stream where every offline-v0 stream scores 300.
+    _reject(doc, "scores 1 examples per stream .* scores all 300")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("learner", "spec"),
+        ("learner", "description"),
+        ("provenance", "command"),
+        ("provenance", "hardware", "cpu"),
+        ("tasks", 0, "env_spec"),
+    ],
+)
+@pytest.mark.parametrize("bad", ["\ud800", "a\udfffb", "bell\x07", "line\nbreak", "\u2028"])
+def test_strings_must_be_printable_unicode(tmp_path, base_doc, path, bad):
+    doc = _set(copy.deepcopy(base_doc), path, bad)
+    with pytest.raises(schema.ResultsError, match=r"lone surrogate|non-printable"):
+        schema.submit(write(tmp_path, json.dumps(doc)), tmp_path / "results")
+    doc = copy.deepcopy(base_doc)
+    doc["learner"]["config"][bad] = 1
+    with pytest.raises(schema.ResultsError, match=r"lone surrogate|non-printable"):
+        schema.submit(write(tmp_path, json.dumps(doc)), tmp_path / "results")
+    assert not (tmp_path / "results").exists()
+
+
+def test_submit_refuses_special_files_without_reading_them(tmp_path):
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # opening it for reading would block without O_NONBLOCK
+    for path, match in [
+        ("/dev/zero", "not a regular file"),
+        (fifo, "not a regular file"),
+        (tmp_path, "is a folder"),
+        (tmp_path / "absent.json", "cannot read results file"),
+    ]:
+        with pytest.raises(schema.ResultsError, match=match):
+            schema.submit(path, tmp_path / "results")
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    with pytest.raises(schema.ResultsError, match="is a file, not a folder"):
+        schema.submit(write(tmp_path, make_doc()), target)
+    assert target.read_text() == "not a folder"
+
+
+COMMITTED = sorted((Path(schema.RESULTS_DIR)).glob("*.json"))
+
+
+def test_the_committed_board_is_consistent():
+    assert len(COMMITTED) >= 20
+    entries, problems = schema.load_entries()
+    assert problems == [] and len(entries) == len(COMMITTED)
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_every_committed_results_file_passes_submit(tmp_path, path):
+    """Each committed entry goes through submit's whole validation into a fresh board."""
+    stored = schema.submit(path, tmp_path / "results")
+    assert stored.name == path.name
+    assert json.loads(stored.read_text()) == json.loads(path.read_text())
 
 
 # --- fuzz ---------------------------------------------------------------------------------
