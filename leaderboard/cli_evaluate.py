@@ -72,11 +72,25 @@ def parse_learner_config(text: str | None) -> dict[str, Any]:
     return config
 
 
+def check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before the (long) run rather than after it."""
+    from vsml_bench.errors import UserError
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file path such as {out / 'results.json'}")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out} is inside {parent}, which is a file, not a folder")
+            break
+
+
 def run(args: argparse.Namespace) -> int:
     from vsml_bench.errors import UserError
     from vsml_bench.leaderboard import harness
     from vsml_bench.leaderboard.suites import get_suite
 
+    check_out(args.out)
     suite = get_suite(args.suite)
     for option, value in (("--n-streams", args.n_streams), ("--stream-length", args.stream_length)):
         if value is not None and value < 1:
