@@ -132,9 +132,12 @@ def _learner_from_file(
             raise LearnerSpecError(
                 f"cannot read meta-parameter file {path}: {error.strerror or error}"
             ) from None
+    from vsml_bench.agents.meta.export import card_path_for
+
     card: dict[str, Any] = {}
-    card_path = path.with_suffix(".json")
-    if card_path.is_file():
+    # <stem>.json beside the file, or the model_card.json of the run whose best.msgpack it is.
+    card_path = card_path_for(path)
+    if card_path is not None:
         try:
             card = json.loads(schema.read_bounded(card_path, "model card"))
         except (schema.ResultsError, ValueError):

@@ -165,25 +165,64 @@ def run(args: argparse.Namespace) -> int:
         **environment(),
         **({"init_from": init_record} if initial is not None else {}),
     }
-    result = train(
-        learner,
-        spec,
-        objective,
-        preset.train,
-        args.out,
-        evaluate=evaluate,
-        resume=args.resume,
-        run_info=run_info,
-        initial_meta_params=initial,
-        progress=not args.no_progress,
-    )
-    if jax.process_index() == 0:
+    from vsml_bench.agents.meta.export import write_run_card
+    from vsml_bench.agents.meta.loop import TrainingInterrupted
+
+    writer = jax.process_index() == 0
+    if writer and args.resume:  # replaces a card whose sha256 may be of an older best.msgpack
+        write_run_card(args.out, final=False)
+    try:
+        result = train(
+            learner,
+            spec,
+            objective,
+            preset.train,
+            args.out,
+            evaluate=_writing_run_card(evaluate, args.out) if writer else evaluate,
+            resume=args.resume,
+            run_info=run_info,
+            initial_meta_params=initial,
+            progress=not args.no_progress,
+            log=print,
+        )
+    except TrainingInterrupted as stop:
+        if writer:
+            write_run_card(args.out, final=True)
+            print(
+                f"vsml-bench train: stopped at step {stop.step}/{stop.steps}; the checkpoint in "
+                f"{args.out} holds it: rerun the same command with --resume to continue",
+                file=sys.stderr,
+            )
+        return 130
+    if writer:
+        write_run_card(args.out, final=True)
         print(
             f"trained {result['step']} steps in {result['wall_time_s']:.0f} s; best held-out "
             f"accuracy {result['best_score']:.3f} at step {result['best_step']}; "
-            f"run folder {args.out}"
+            f"run folder {args.out} (model card {Path(args.out) / 'model_card.json'})"
         )
     return 0
+
+
+def _writing_run_card(evaluate, out: str):
+    """``evaluate`` that first writes the run's provisional model card (no sha256), once.
+
+    The loop writes ``config.json`` before its first step and ``best.msgpack`` only after a
+    held-out evaluation, so at the first evaluation the card can be written and is there
+    before any ``best.msgpack``: a run killed at any time leaves a card that declares its
+    training data (``evaluate --learner vsml:<out>/best.msgpack`` reads it).
+    """
+    from vsml_bench.agents.meta.export import write_run_card
+
+    pending = [True]
+
+    def wrapped(meta_params):
+        if pending:
+            write_run_card(out, final=False)
+            pending.clear()
+        return evaluate(meta_params)
+
+    return wrapped
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,20 @@ class RunError(UserError):
     """A run folder is missing, incompatible or already used."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`train`, raised once the last finished step is checkpointed.
+
+    Attributes:
+      step: the step the checkpoint holds (``--resume`` continues from it).
+      steps: the run's total steps.
+    """
+
+    def __init__(self, step: int, steps: int):
+        super().__init__(f"stopped at step {step}/{steps}")
+        self.step = step
+        self.steps = steps
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to meta-train (the optimiser side; the task side lives in :mod:`.tasks`).
@@ -200,6 +214,7 @@ def train(
     initial_meta_params: PyTree | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Meta-train ``learner`` on ``objective``; write metrics and checkpoints under ``out_dir``.
 
@@ -217,6 +232,11 @@ def train(
         start; a resumed run restores its own from the checkpoint).
       progress: show a tqdm bar.
       stop_after: stop (as if killed, after checkpointing) once this step is reached; for tests.
+      log: called with one-line news for the user (``"resuming <out> at step N/M"``).
+
+    Raises:
+      TrainingInterrupted: on Ctrl-C (``KeyboardInterrupt``), after checkpointing the last
+        finished step, so that ``resume=True`` continues exactly.
 
     Returns:
       ``{"meta_params", "step", "best_step", "best_score", "wall_time_s", "cpu_time_s"}``.
@@ -266,6 +286,8 @@ def train(
         if is_writer:
             lines = _read_metrics(out / "metrics.jsonl", int(state["step"]))
             ckpt.atomic_write_text(out / "metrics.jsonl", "".join(f"{x}\n" for x in lines))
+            if log is not None:
+                log(f"resuming {out} at step {int(state['step'])}/{config.steps}")
     elif is_writer:
         out.mkdir(parents=True, exist_ok=True)
         ckpt.atomic_write_text(out / "config.json", json.dumps(config_record, indent=2) + "\n")
@@ -305,6 +327,9 @@ def train(
     )
     t0, c0 = time.perf_counter(), time.process_time()
     done = start
+    # The last fully finished step (metrics written, checkpoint saved if due), replaced in one
+    # assignment at the end of each step, so that Ctrl-C at any moment finds a consistent one.
+    finished = (done, meta_params, opt_state, best, wall_before, cpu_before)
     metrics_file = open(out / "metrics.jsonl", "a") if is_writer else None  # noqa: SIM115
     try:
         for t in range(start, config.steps):
@@ -350,8 +375,14 @@ def train(
                 metrics_file.flush()
             if last or done % config.checkpoint_every == 0 or done == stop_after:
                 save(done, wall, cpu)
+            finished = (done, meta_params, opt_state, best, wall, cpu)
             if done == stop_after:
                 break
+    except KeyboardInterrupt:
+        # save() reads these names: checkpoint the last finished step, not a half-done one.
+        done, meta_params, opt_state, best, wall, cpu = finished
+        save(done, wall, cpu)
+        raise TrainingInterrupted(done, config.steps) from None
     finally:
         bar.close()
         if metrics_file is not None:
