@@ -135,7 +135,7 @@ def test_learning_rate_sweep_ranks_rates() -> None:
     )
     assert [row["learning_rate"] for row in rows] == [1e-5, 0.1]
     for row in rows:
-        assert 0.0 <= row["acc_at_end"] <= 1.0 and 0.0 <= row["online_acc"] <= 1.0
+        assert 0.0 <= row["acc_at_last"] <= 1.0 and 0.0 <= row["acc_online"] <= 1.0
     # A learning rate of 1e-5 barely moves the initial weights: near chance (0.1).
     assert rows[0]["acc_last10"] < 0.25 < rows[1]["acc_last10"]
     assert best(rows)["learning_rate"] == 0.1

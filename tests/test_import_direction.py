@@ -14,7 +14,8 @@ constants that name a module, such as the ``"pkg.module"`` or ``"pkg.module:attr
 lazy export tables and registries. A bare ``import vsml_bench`` is neutral (every first-party
 import loads the parent package first); ``from vsml_bench import NAME`` counts as importing the
 submodule ``NAME`` when there is one, and otherwise as importing the public API at the top,
-except ``__version__``.
+except ``__version__``. A module's ``if __name__ == "__main__":`` block is skipped: it runs
+only as a program, so it may call the CLI.
 """
 
 from __future__ import annotations
@@ -101,12 +102,28 @@ def _resolve_from(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
+def _is_main_block(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+        and any(
+            isinstance(c, ast.Constant) and c.value == "__main__" for c in node.test.comparators
+        )
+    )
+
+
 def imports_of(
     module: str, source: str, known: set[str], is_package: bool = False
 ) -> list[tuple[int, str]]:
     """``(line, imported module)`` for each first-party import of ``module``'s ``source``."""
     found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(source)):
+    tree = ast.parse(source)
+    # ``if __name__ == "__main__":`` runs only as a program (``python -m``), i.e. at the top of
+    # the stack: a script block may hand over to the CLI.
+    tree.body = [node for node in tree.body if not _is_main_block(node)]
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             # A bare ``import vsml_bench`` (e.g. to register the env IDs) loads no more than any
             # first-party import does: the parent package always comes first.
@@ -179,6 +196,7 @@ def test_imports_run_one_way():
         ("vsml_bench.leaderboard.harness", "from vsml_bench.cli import main\n", "(leaderboard)"),
         ("vsml_bench.agents.registry", "from vsml_bench.agents.cli import x\n", "command-line"),
         ("vsml_bench.envs.factory", "from vsml_bench import make_env\n", "(envs) imports"),
+        ("vsml_bench.agents.meta.export", "from vsml_bench.cli import main\n", "(meta) imports"),
     ],
 )
 def test_a_planted_back_edge_is_caught(module, source, expected):
@@ -196,4 +214,8 @@ def test_downward_imports_pass():
         False,
     )
     sources["vsml_bench.envs.core"] = ("from vsml_bench.protocol import TaskSpec\n", False)
+    sources["vsml_bench.agents.meta.export"] = (
+        'if __name__ == "__main__":\n    from vsml_bench.cli import main\n',
+        False,
+    )
     assert back_edges(sources) == []

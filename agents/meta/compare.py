@@ -1,13 +1,14 @@
 """Meta-trained VSML against tuned online SGD / Adam on the same streams (the pretrained check).
 
-    VSML_BENCH_DATA=/work/shared/data python -m vsml_bench.agents.meta.compare \
+    VSML_BENCH_DATA=/path/to/data vsml-bench compare \
         --env vsml_bench/OnlineFashionMNIST-v0 --split test --streams 256 --length 100
 
 Every learner runs on the identical ``n_streams`` streams (same key: same tasks, label
-permutations and example order). SGD and Adam get every learning rate of a grid and the best
-one *on these very streams* is reported, which favours the baselines. Reported per learner:
-accuracy at the last example of the stream (position T, over streams, with its binomial
-standard error), over the last 10 examples, and the mean online accuracy.
+permutations and example order). SGD and Adam get every learning rate of a grid (the sweep of
+:mod:`vsml_bench.agents.baselines.tune`) and the best one *on these very streams* is reported,
+which favours the baselines. Reported per learner (``tune.stream_scores``): accuracy at the last
+example of the stream (position T, over streams, with its binomial standard error), over the
+last 10 examples, and the mean online accuracy.
 """
 
 from __future__ import annotations
@@ -21,30 +22,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vsml_bench import xla
-
-SGD_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-ADAM_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1)
-
-
-def stream_scores(correct: np.ndarray) -> dict[str, float]:
-    """Scores of ``correct [S, T]``: accuracy at position T (± s.e.), last 10, mean online."""
-    last = correct[:, -1].astype(np.float64)
-    return {
-        "acc_at_last": float(last.mean()),
-        "acc_at_last_se": float(last.std(ddof=1) / np.sqrt(len(last))) if len(last) > 1 else 0.0,
-        "acc_last10": float(correct[:, -10:].mean()),
-        "acc_online": float(correct.mean()),
-    }
-
-
-def run_learner(learner, meta_params, env_params, key, n_streams: int) -> np.ndarray:
-    from vsml_bench.envs import rollout
-
-    fn = xla.jit(lambda mp, ep: rollout(ep, learner, mp, key, n_streams).correct)
-    return np.asarray(fn(meta_params, env_params))
+from vsml_bench.agents.baselines.tune import GRIDS, best, rollout_correct, stream_scores, sweep
 
 
 def compare(
@@ -75,42 +54,42 @@ def compare(
         t0 = time.perf_counter()
         vsml = agents.make("vsml", **vsml_config)
         meta_params = jax.tree.map(jnp.asarray, vsml_meta_params)
-        results["vsml"] = stream_scores(run_learner(vsml, meta_params, env_params, key, n_streams))
+        correct = rollout_correct(vsml, meta_params, env_params, key, n_streams)
+        results["vsml"] = stream_scores(correct)
         results["vsml"]["wall_s"] = time.perf_counter() - t0
-    for name, rates in (("sgd", SGD_RATES), ("adam", ADAM_RATES)):
+    for name, rates in GRIDS.items():
         if name not in learners:
             continue
         for h in hidden:
-            grid = {}
-            for lr in rates:
-                learner = agents.make(name, learning_rate=lr, hidden=h)
-                grid[lr] = stream_scores(run_learner(learner, {}, env_params, key, n_streams))
-            best = max(grid, key=lambda lr: grid[lr]["acc_at_last"])
+            rows = sweep(name, rates, env_params, key, n_streams, hidden=h)
+            top = best(rows)
             label = name if h == 0 else f"{name}_mlp{h}"
             results[label] = {
-                **grid[best],
-                "best_learning_rate": best,
-                "grid": {str(k): v["acc_at_last"] for k, v in grid.items()},
+                **{k: v for k, v in top.items() if k != "learning_rate"},
+                "best_learning_rate": top["learning_rate"],
+                "grid": {str(row["learning_rate"]): row["acc_at_last"] for row in rows},
             }
     return results
 
 
-def main(argv: list[str] | None = None) -> int:
-    from flax import serialization
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--meta-params", help="a msgpack of VSML meta-parameters (default: shipped mnist)"
     )
-    parser.add_argument("--env", default="vsml_bench/OnlineFashionMNIST-v0")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--streams", type=int, default=256)
-    parser.add_argument("--length", type=int, default=100)
+    parser.add_argument("--env", default="vsml_bench/OnlineFashionMNIST-v0", help="environment ID")
+    parser.add_argument("--split", default="test", help="dataset split")
+    parser.add_argument("--streams", type=int, default=256, help="streams per learner and rate")
+    parser.add_argument("--length", type=int, default=100, help="examples per stream")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[0], help="baseline hidden sizes")
     parser.add_argument("--learners", nargs="+", default=["vsml", "sgd", "adam"])
     parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the scores as JSON (and write them to ``--json``)."""
+    from flax import serialization
+
     meta_params, config = None, {}
     if "vsml" in args.learners and args.meta_params:
         meta_params = serialization.msgpack_restore(Path(args.meta_params).read_bytes())
@@ -139,5 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m vsml_bench.agents.meta.compare`: `vsml-bench compare`
+    from vsml_bench.cli import main
+
+    sys.exit(main(["compare", *sys.argv[1:]]))
