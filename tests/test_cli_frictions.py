@@ -82,11 +82,12 @@ def test_check_results_dir_defaults_to_the_shipped_results():
 def test_shipped_results_are_package_data():
     """Every committed results file (and content-addressed parameter file) is in the wheel."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    package_dir = ROOT / config["package-dir"]["vsml_bench.leaderboard"]
-    patterns = config["package-data"]["vsml_bench.leaderboard"]
+    assert "vsml_bench.leaderboard.results" in config["packages"]
+    results = ROOT / config["package-dir"]["vsml_bench.leaderboard"] / "results"
+    patterns = config["package-data"]["vsml_bench.leaderboard.results"]
     shipped = [
-        p.relative_to(package_dir).as_posix()
-        for p in (package_dir / "results").rglob("*")
+        p.relative_to(results).as_posix()
+        for p in results.rglob("*")
         if p.is_file() and "history" not in p.parts and not p.name.startswith(".")
     ]
     assert shipped
