@@ -267,8 +267,8 @@ config = TrainConfig(method="es", steps=int(sys.argv[2]), n_pairs=4, learning_ra
 kill_at = int(sys.argv[3])
 import vsml_bench.agents.meta.checkpoint as ckpt
 original = ckpt.save
-def save(path, state):
-    original(path, state)
+def save(path, state, **kwargs):
+    original(path, state, **kwargs)
     if int(state["step"]) == kill_at:
         os.kill(os.getpid(), signal.SIGKILL)  # die right after a checkpoint, mid-run
 ckpt.save = save

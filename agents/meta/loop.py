@@ -4,7 +4,9 @@ A run lives in one folder::
 
     out/config.json        the run's configuration (a resumed run must match it)
     out/metrics.jsonl      one line per step {"step", "loss", ...}; eval lines {"step", "eval": {...}}
-    out/checkpoint.msgpack the latest state (see :mod:`.checkpoint`), written atomically
+    out/checkpoint.msgpack the latest state (see :mod:`.checkpoint`), written atomically, with a
+                           sha256 checksum checked on resume
+    out/checkpoint.prev.msgpack  the state it replaced (the fallback if the latest is damaged)
     out/best.msgpack       the meta-parameters with the best held-out score so far
 
 Determinism: the key of step t is ``fold_in(step_key, t)`` where ``step_key`` comes from the
@@ -187,12 +189,13 @@ def _read_metrics(path: Path, upto_step: int) -> list[str]:
     if not path.exists():
         return []
     kept = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
-        if record.get("step", math.inf) <= upto_step:
+        step = record.get("step") if isinstance(record, dict) else None
+        if isinstance(step, int) and step <= upto_step:
             kept.append(line)
     return kept
 
@@ -250,7 +253,7 @@ def train(
 
     check_run_folder(out, resume)
     if resume:
-        saved = json.loads((out / "config.json").read_text())
+        saved = ckpt.read_json(out / "config.json")
 
         def comparable(record):
             # The step count may grow on resume, unless a schedule decays over it.
@@ -316,6 +319,7 @@ def train(
                 "wall_time_s": np.float64(wall),
                 "cpu_time_s": np.float64(cpu),
             },
+            keep_previous=True,
         )
 
     bar = tqdm(
@@ -366,7 +370,9 @@ def train(
                         "meta_params": meta_params,
                     }
                     if is_writer:
-                        ckpt.save(out / "best.msgpack", meta_params)
+                        # A plain meta-parameter file, read as it is by --init-from, the
+                        # harness (vsml:<path>) and export.
+                        ckpt.save(out / "best.msgpack", meta_params, checksum=False)
                 bar.write(
                     f"step {done}: held-out " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
                 )
