@@ -122,3 +122,87 @@ def test_decode_bits_rejects_inconsistent_input():
         metrics.decode_task_raw({"n_scored": 10, "correct": [good], "ce": [float("nan")]})
     with pytest.raises(metrics.RawScoreError):
         metrics.decode_task_raw({"n_scored": 10, "correct": [good, good], "ce": [1.0]})
+
+
+# --- independent reference: would a wrong confidence level or trim be caught? ---------------
+#
+# A separate NumPy percentile bootstrap (its own generator, many more resamples, the 2.5/97.5
+# percentiles and the 25% trim written out rather than read from the module) sets hard-coded
+# expectations; the module's numbers must agree within ~1%. A 90% interval moves each end by
+# about 0.3 standard errors (2-3% here), an IQM trimmed at 20% moves the whole interval by ~10%.
+
+
+def reference_mean_ci(values, n_boot=40_000, seed=99):
+    rng = np.random.default_rng(seed)
+    values = np.asarray(values, dtype=np.float64)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    return np.percentile(means, [2.5, 97.5])
+
+
+def reference_iqm(rows):
+    rows = np.sort(rows, axis=-1)
+    n = rows.shape[-1]
+    return rows[..., n // 4 : n - n // 4].mean(axis=-1)
+
+
+def reference_stratified_iqm_ci(tasks, n_boot=20_000, seed=7):
+    rng = np.random.default_rng(seed)
+    iqms = []
+    for _ in range(n_boot // 2000):
+        pooled = [t[rng.integers(0, len(t), size=(2000, len(t)))] for t in tasks]
+        iqms.append(reference_iqm(np.concatenate(pooled, axis=1)))
+    return np.percentile(np.concatenate(iqms), [2.5, 97.5])
+
+
+def _spread_task():
+    """64 streams whose accuracies spread evenly over [0.05, 0.95], and their CEs."""
+    rng = np.random.default_rng(123)
+    p = np.linspace(0.05, 0.95, 64)
+    return rng.random((64, 300)) < p[:, None], rng.random(64) * 2
+
+
+def _skewed_tasks():
+    """6 tasks x 256 streams of u**3 accuracies (skewed, so the trim matters)."""
+    rng = np.random.default_rng(321)
+    return [rng.random(256) ** 3 for _ in range(6)]
+
+
+#: Hard-coded outputs of the references above (checked by the first test below).
+REF_ACCURACY_CI = (0.433697, 0.564220)
+REF_CE_CI = (0.937446, 1.211889)
+REF_STRATIFIED_CI = (0.132009, 0.165324)
+
+
+def test_reference_bootstraps_reproduce_the_hard_coded_expectations():
+    correct, ce = _spread_task()
+    np.testing.assert_allclose(reference_mean_ci(correct.mean(axis=1)), REF_ACCURACY_CI, atol=2e-6)
+    np.testing.assert_allclose(reference_mean_ci(ce), REF_CE_CI, atol=2e-6)
+    np.testing.assert_allclose(
+        reference_stratified_iqm_ci(_skewed_tasks()), REF_STRATIFIED_CI, atol=2e-6
+    )
+    # And the references are what they claim: a normal-theory 95% interval of the mean is close.
+    means = correct.mean(axis=1)
+    half = 1.96 * means.std(ddof=1) / np.sqrt(len(means))
+    normal = (means.mean() - half, means.mean() + half)
+    assert normal == pytest.approx(REF_ACCURACY_CI, rel=0.01)
+
+
+def test_task_intervals_are_95_percent_bootstrap_intervals():
+    correct, ce = _spread_task()
+    m = metrics.task_metrics(correct, ce, "reference")
+    assert (m["accuracy"].low, m["accuracy"].high) == pytest.approx(REF_ACCURACY_CI, rel=0.01)
+    assert (m["online_ce"].low, m["online_ce"].high) == pytest.approx(REF_CE_CI, rel=0.01)
+    assert m["accuracy"].value == pytest.approx(correct.mean())
+
+
+def test_mean_ci_helper_is_a_95_percent_interval():
+    correct, _ = _spread_task()
+    est = metrics.bootstrap_ci(correct.mean(axis=1), np.random.default_rng(0))
+    assert (est.low, est.high) == pytest.approx(REF_ACCURACY_CI, rel=0.01)
+
+
+def test_stratified_iqm_interval_matches_the_reference():
+    tasks = _skewed_tasks()
+    est = metrics.stratified_bootstrap_iqm(tasks, label="reference")
+    assert est.value == pytest.approx(reference_iqm(np.concatenate(tasks)), rel=1e-12)
+    assert (est.low, est.high) == pytest.approx(REF_STRATIFIED_CI, rel=0.01)
