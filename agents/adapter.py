@@ -25,7 +25,7 @@ logistic loss, one example at a time.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -160,13 +160,17 @@ def python_learner(
 def run_episodes(
     env_id: str,
     learner: Learner,
-    n_streams: int,
+    n_streams: int | None = None,
     seed: int = 0,
     meta_params: Any = None,
+    *,
+    stream_ids: Sequence[int] | None = None,
     **env_kwargs: Any,
 ) -> Any:
-    """Run ``learner`` on ``n_streams`` episodes of ``gymnasium.make(env_id, **env_kwargs)``.
+    """Run ``learner`` on episodes of ``gymnasium.make(env_id, **env_kwargs)``, stream by stream.
 
+    The one loop that drives a learner through the Gymnasium env (the leaderboard harness runs
+    Python learners with it). Streams ``0 .. n_streams - 1``, or the given ``stream_ids``.
     Stream ``i`` resets the env with ``env_key`` and starts the learner from ``learner_key``,
     ``(env_key, learner_key) = vsml_bench.envs.stream_keys(jax.random.key(seed), i)`` — the keys
     :func:`vsml_bench.envs.rollout` uses — so both paths see the same streams. The action is the
@@ -186,6 +190,9 @@ def run_episodes(
     from vsml_bench import envs
     from vsml_bench.envs import INVALID_LOG_PROB
 
+    if (n_streams is None) == (stream_ids is None):
+        raise TypeError("run_episodes takes n_streams or stream_ids, not both or neither")
+    ids = range(n_streams) if stream_ids is None else [int(i) for i in stream_ids]
     env = gym.make(env_id, **env_kwargs)
     try:
         spec = env.unwrapped.task_spec
@@ -196,7 +203,7 @@ def run_episodes(
         # A JAX learner's step is compiled once; a Python learner's runs as it is.
         step = learner.step if learner.config.get("python") else jax.jit(learner.step)
         streams = []
-        for i in range(n_streams):
+        for i in ids:
             env_key, learner_key = envs.stream_keys(key, i)
             obs, _ = env.reset(options={"key": env_key})
             state = learner.init(meta_params, learner_key, spec)

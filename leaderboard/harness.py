@@ -327,42 +327,25 @@ def run_jax_streams(
 def run_python_streams(
     learner: Any, task: Task, meta_params: Any, stream_ids: np.ndarray, data_dir: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run a non-JAX learner stream by stream through the Gymnasium env (same stream keys)."""
-    import gymnasium as gym
-    import jax
+    """Run a non-JAX learner stream by stream through the Gymnasium env (same stream keys).
 
-    from vsml_bench import envs
-    from vsml_bench.agents.adapter import env_action
+    :func:`vsml_bench.agents.adapter.run_episodes` with logits actions; non-finite logits are
+    kept and scored wrong.
+    """
+    from vsml_bench.agents.adapter import run_episodes
 
     kwargs = {**task.make_kwargs(), "action_type": "logits"}
     if data_dir is not None:
         kwargs["data_dir"] = data_dir
-    env = gym.make(task.env_id, **kwargs)
-    spec = env.unwrapped.task_spec
-    key = jax.random.key(task.seed)
-    all_logits, all_labels, all_scored = [], [], []
-    try:
-        for i in stream_ids:
-            env_key, learner_key = envs.stream_keys(key, int(i))
-            obs, _ = env.reset(options={"key": env_key})
-            state = learner.init(meta_params, learner_key, spec)
-            logits_s, labels_s, scored_s = [], [], []
-            for _ in range(task.stream_length):
-                state, logits = learner.step(meta_params, state, obs)
-                logits = np.asarray(logits, np.float32)
-                # Non-finite logits are kept (and scored wrong below); the env gets a stand-in.
-                obs, _, terminated, truncated, info = env.step(env_action(logits, True))
-                logits_s.append(logits)
-                labels_s.append(int(info["label"]))
-                scored_s.append(bool(info["scored"]))
-                if terminated or truncated:
-                    break
-            all_logits.append(logits_s)
-            all_labels.append(labels_s)
-            all_scored.append(scored_s)
-    finally:
-        env.close()
-    return _scores_from_logits(np.array(all_logits), np.array(all_labels), np.array(all_scored))
+    result = run_episodes(
+        task.env_id,
+        learner,
+        seed=task.seed,
+        meta_params=meta_params,
+        stream_ids=stream_ids,
+        **kwargs,
+    )
+    return _scores_from_logits(result.logits, result.labels, result.scored)
 
 
 def run_task(
