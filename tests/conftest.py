@@ -2,10 +2,14 @@
 
 ``python -m pytest`` is the quick default run (a few minutes on two cores);
 ``python -m pytest --runslow`` adds the tests marked ``@pytest.mark.slow`` (end-to-end
-training, benchmarks at full size, long real-data runs): what ``.ci/run`` runs.
+training and CLI runs, fresh-interpreter checks, long property and agreement checks) and the
+benchmarks under ``tests/benchmarks`` (run once as plain tests): what ``.ci/run`` runs.
+``pytest tests/benchmarks --benchmark-enable`` times the benchmarks without ``--runslow``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +23,15 @@ def pytest_addoption(parser):
     )
 
 
+BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+
 def pytest_collection_modifyitems(config, items):
+    timing = config.getoption("--benchmark-enable", default=False)
+    for item in items:
+        # Benchmarks compile and run full-size programs: slow unless they are being timed.
+        if BENCHMARKS in item.path.parents and not timing:
+            item.add_marker(pytest.mark.slow)
     if config.getoption("--runslow"):
         return
     skip_slow = pytest.mark.skip(reason="slow: run with --runslow (.ci/run does)")

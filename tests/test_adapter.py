@@ -62,6 +62,7 @@ def test_sklearn_sgd_through_the_gymnasium_env_learns() -> None:
     assert isinstance(SklearnSGDLearner(), PythonLearner)
 
 
+@pytest.mark.slow
 def test_jax_learner_gives_the_same_record_as_the_jitted_rollout() -> None:
     """Same stream keys: the Gymnasium path reproduces ``vsml_bench.envs.rollout``."""
     learner = agents.make("sgd", learning_rate=0.1)

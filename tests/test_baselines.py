@@ -204,6 +204,7 @@ def test_knn_ring_buffer_keeps_the_latest_examples() -> None:
     assert int(jnp.argmax(logits[-1])) == 1
 
 
+@pytest.mark.slow
 def test_transformer_cache_size_does_not_change_results_within_context() -> None:
     """While t < context the KV ring buffer is full causal attention: its size is irrelevant."""
     spec = TaskSpec((5,), 3)
@@ -244,7 +245,10 @@ def test_deterministic_given_key(name: str) -> None:
         assert not np.array_equal(first, run_a(1)), "a different key must change the learner"
 
 
-@pytest.mark.parametrize("input_shape,n_classes", [((8, 8, 1), 10), ((13,), 3)])
+@pytest.mark.parametrize(
+    "input_shape,n_classes",
+    [pytest.param((8, 8, 1), 10, marks=pytest.mark.slow), ((13,), 3)],
+)
 @pytest.mark.parametrize("name", sorted(LEARNERS))
 def test_jit_vmap_scan(name: str, input_shape: tuple[int, ...], n_classes: int) -> None:
     """Digits-sized images and tabular inputs, 3 streams of 10 steps (more class counts and sizes
@@ -275,7 +279,15 @@ def test_jit_vmap_scan(name: str, input_shape: tuple[int, ...], n_classes: int) 
     np.testing.assert_allclose(logits[1], alone, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["meta_rnn", "hebbian", "fast_weights", "transformer"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("meta_rnn", marks=pytest.mark.slow),
+        "hebbian",
+        "fast_weights",
+        pytest.param("transformer", marks=pytest.mark.slow),
+    ],
+)
 def test_meta_gradient_is_finite_and_nonzero(name: str) -> None:
     """Learners with meta-parameters must be differentiable through the stream (meta-trainers)."""
     learner = LEARNERS[name]

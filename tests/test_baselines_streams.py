@@ -57,6 +57,7 @@ def long_streams() -> dict[str, tuple[TaskSpec, jax.Array, jax.Array]]:
 
 
 @pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.slow
 def test_no_nan_or_inf_over_2000_steps_on_every_embedded_dataset(
     name: str, long_streams: dict[str, tuple[TaskSpec, jax.Array, jax.Array]]
 ) -> None:
@@ -104,6 +105,7 @@ def test_no_nan_or_inf_over_2000_steps_on_every_embedded_dataset(
         ("fast_weights", {}, 0.45),
     ],
 )
+@pytest.mark.slow
 def test_learns_digits_online(name: str, config: dict, min_accuracy: float) -> None:
     """Online accuracy over examples 50-100 of digits streams (10 classes: chance is 0.1)."""
     result = _rollout("vsml_bench/OnlineDigits-v0", agents.make(name, **config), 32, 100)
@@ -127,6 +129,7 @@ def test_registry_builds_every_baseline() -> None:
         assert learner.description
 
 
+@pytest.mark.slow
 def test_learning_rate_sweep_ranks_rates() -> None:
     from vsml_bench.agents.baselines.tune import best, sweep_learning_rate
 

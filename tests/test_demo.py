@@ -1,8 +1,11 @@
 """``vsml-bench demo``: runs the built-in learners, prints a ranked table, writes the page."""
 
+import pytest
+
 from vsml_bench import cli, demo
 
 
+@pytest.mark.slow
 def test_demo_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     code = cli.main(

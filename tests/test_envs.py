@@ -112,6 +112,7 @@ def test_label_permutation_and_identity():
     assert list(classes) == sorted(classes)
 
 
+@pytest.mark.slow
 def test_env_random_draws_are_jax_random_draws():
     """``envs.rng`` (Threefry written out straight) returns exactly what ``jax.random`` does."""
     from vsml_bench.envs import rng
@@ -160,6 +161,7 @@ def test_env_random_draws_are_jax_random_draws():
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 47, 64])
+@pytest.mark.slow
 def test_small_permutations_are_jax_permutations(n, monkeypatch):
     """The sort-free task permutation is ``jax.random.permutation``, so tasks are unchanged."""
     from vsml_bench.envs import rng
@@ -291,6 +293,7 @@ def test_step_after_the_end_does_not_crash_or_score():
     assert steps[-1][1] == 0.0
 
 
+@pytest.mark.slow
 def test_reset_and_step_vmap_and_jit():
     env, params = make(FEW_DIGITS, n_way=3, k_shot=2, n_query=2, projection=True)
     keys = jax.random.split(jax.random.key(0), 8)
@@ -332,6 +335,7 @@ def _episode(env, params, key, actions):
         (DIGITS, {"stream_length": 30, "permute_pixels": True}, False),
     ],
 )
+@pytest.mark.slow
 def test_lazy_inputs_give_identical_episodes(env_id, kwargs, lazy):
     """``lazy_inputs`` holds the stream as example indices; every output is bit-identical."""
     env, params = make(env_id, **kwargs)
@@ -500,6 +504,7 @@ def online_logistic_regression() -> Learner:
     return Learner("test_logreg", meta_init, init, step, has_meta_params=True)
 
 
+@pytest.mark.slow
 def test_rollout_shapes_and_single_stream_replay():
     env, params = make(DIGITS, stream_length=40, action_type="logits", projection=True)
     learner = online_logistic_regression()
@@ -521,6 +526,7 @@ def test_rollout_shapes_and_single_stream_replay():
     np.testing.assert_array_equal(np.asarray(state.labels), np.asarray(out.labels[4]))
 
 
+@pytest.mark.slow
 def test_rollout_equals_stepping_by_hand():
     env, params = make(FEW_DIGITS, n_way=3, k_shot=4, n_query=3, action_type="logits")
     learner = online_logistic_regression()

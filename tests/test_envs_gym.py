@@ -81,6 +81,7 @@ def test_every_design_id_is_registered():
     assert set(data.names()) == {d for _, _, d in all_env_ids()}
 
 
+@pytest.mark.slow
 def test_import_registers_without_jax_and_module_prefix_works():
     code = (
         "import sys, vsml_bench, gymnasium as gym\n"

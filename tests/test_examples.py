@@ -1,5 +1,5 @@
-"""The scripts in examples/ run as a user runs them (a fresh interpreter, embedded data only)
-and print what their docstrings and the README's tour promise."""
+"""The README's tour and the scripts in examples/ run as a user runs them (a fresh interpreter,
+embedded data only unless marked otherwise) and print what they promise."""
 
 from __future__ import annotations
 
@@ -11,22 +11,70 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
-def run_example(name: str, *args: str) -> str:
-    """Run ``examples/<name>`` in a fresh interpreter without dataset files; return stdout."""
-    env = {k: v for k, v in os.environ.items() if k != "VSML_BENCH_DATA"}
+def run_python(args: list[str], with_data: bool = False) -> str:
+    """Run ``python ARGS`` in a fresh interpreter, outside the repository; return stdout.
+
+    Without ``with_data`` the run sees no dataset files (``VSML_BENCH_DATA`` unset).
+    """
+    env = dict(os.environ)
+    if not with_data:
+        env.pop("VSML_BENCH_DATA", None)
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=EXAMPLES,  # not the repo root: the script must not depend on where it is run
+        cwd=EXAMPLES,  # not the repo root: nothing may depend on where it is run
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
+
+
+def run_example(name: str, *args: str) -> str:
+    return run_python([str(EXAMPLES / name), *args])
+
+
+def tour_blocks() -> list[str]:
+    """The Python code blocks of the README's "two-minute tour" section, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    tour = text.split("\n## A two-minute tour\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", tour, re.S)
+
+
+def check_printed_as_commented(code: str, out: str) -> None:
+    """Each ``print(...)  # SHOWN: words`` line of ``code`` printed SHOWN (numbers rounded as
+    shown), in order."""
+    shown = re.findall(r"^print\(.*\)  # ([^:\n]*)", code, re.M)
+    printed = out.strip().splitlines()
+    assert len(printed) == len(shown) > 0, (printed, shown)
+    for got, want in zip(printed, shown, strict=True):
+        try:
+            decimals = len(want.split(".")[1]) if "." in want else 0
+            assert round(float(got), decimals) == float(want), (got, want)
+        except ValueError:  # not a number: printed exactly
+            assert got == want.strip()
+
+
+def test_readme_tour_runs_as_written_without_data_files():
+    embedded = tour_blocks()[0]
+    assert "FashionMNIST" not in embedded  # the first block needs no files
+    check_printed_as_commented(embedded, run_python(["-c", embedded]))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("VSML_BENCH_DATA"),
+    reason="VSML_BENCH_DATA is not set (the tour's real-data block needs Fashion-MNIST)",
+)
+def test_readme_tour_real_data_block():
+    embedded, real = tour_blocks()[:2]
+    out = run_python(["-c", embedded + real], with_data=True)
+    check_printed_as_commented(embedded + real, out)
 
 
 def numbers(line: str) -> list[float]:
@@ -76,6 +124,7 @@ def test_02_functional_rollout_says_when_real_data_is_missing(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_03_plug_in_learner():
     out = run_example("03_plug_in_learner.py")
     lines = out.splitlines()

@@ -49,6 +49,7 @@ def test_every_suite_env_id_is_registered():
         assert {t.env_id for t in suite.tasks} <= ids
 
 
+@pytest.mark.slow
 def test_evaluate_writes_a_valid_file_and_verify_agrees(tmp_path):
     learner = agents.make("nearest_mean")
     out = tmp_path / "r.json"
@@ -82,6 +83,7 @@ def test_verify_detects_a_doctored_stream(tmp_path):
     assert not any(r["agree"] for r in records)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_gives_the_same_file(tmp_path):
     learner = agents.make("sgd")
     suite = tiny_suite()

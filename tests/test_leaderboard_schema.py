@@ -512,6 +512,7 @@ def _get(doc, path):
     return doc
 
 
+@pytest.mark.slow
 def test_fuzz_validator_with_hostile_files(tmp_path_factory, base_doc):
     root = tmp_path_factory.mktemp("fuzz")
     results = root / "results"

@@ -52,6 +52,7 @@ def clean_registry():
     registry._reset_plugins_for_tests()
 
 
+@pytest.mark.slow
 def test_builtins_are_listed_without_importing_them():
     code = (
         "import sys; from vsml_bench.agents import learner_names; names = learner_names(); "
@@ -179,6 +180,7 @@ def test_plugin_cannot_shadow_a_builtin(tmp_path, monkeypatch, clean_registry):
     assert agents.make("vsml").description.startswith("VSML")
 
 
+@pytest.mark.slow
 def test_learners_command_in_a_fresh_process(tmp_path):
     """What a user runs: the console entry with a plug-in installed on the path."""
     _write_plugin(

@@ -96,6 +96,7 @@ def test_antithetic_pairs_share_their_task_and_pairs_differ():
     np.testing.assert_array_equal(estimate.grad["theta"], 0.0)
 
 
+@pytest.mark.slow
 def test_es_step_on_toy_learner_lowers_the_meta_loss():
     objective = toy_objective()
     params = TOY_LEARNER.meta_init(jax.random.key(0), SPEC)
@@ -127,6 +128,7 @@ def test_allocate_splits_by_share_in_granules():
 # --- BPTT -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bptt_gradient_equals_finite_difference():
     objective = toy_objective()
     params = TOY_LEARNER.meta_init(jax.random.key(3), SPEC)
@@ -144,6 +146,7 @@ def test_bptt_gradient_equals_finite_difference():
         np.testing.assert_allclose(jnp.dot(flat_grad, direction), numeric, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_remat_and_long_truncation_match_full_backprop():
     params = TOY_LEARNER.meta_init(jax.random.key(3), SPEC)
     key = jax.random.key(4)
@@ -216,6 +219,7 @@ def _tiny_config(**kw):
 
 
 @pytest.mark.parametrize("method", ["es", "bptt"])
+@pytest.mark.slow
 def test_resumed_run_is_bit_identical(tmp_path, method):
     config = _tiny_config(method=method, n_tasks=4)
     kw = dict(evaluate=toy_evaluate(), progress=False)
@@ -277,6 +281,7 @@ train(TOY_LEARNER, SPEC, toy_objective(), config, sys.argv[1], resume=sys.argv[4
 """
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_bit_identical(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_KILL_SCRIPT.format(tests=str(TESTS)))
@@ -329,6 +334,7 @@ print("sharded ok", len(two.loss_plus.sharding.device_set))
 """
 
 
+@pytest.mark.slow
 def test_sharded_step_equals_one_device_step(tmp_path):
     script = tmp_path / "shard.py"
     script.write_text(textwrap.dedent(_SHARD_SCRIPT.format(tests=str(TESTS))))

@@ -28,6 +28,7 @@ def test_stream_cross_entropy_counts_scored_steps_only():
     np.testing.assert_allclose(stream_cross_entropy(logits, labels, scored), expected, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_env_families_feed_es_and_evaluation():
     digits = {"stream_length": 8, "n_classes": 3}
     families = [

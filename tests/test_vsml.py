@@ -251,7 +251,10 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=pytest.mark.slow) if c.startswith("conv") else c for c in sorted(CASES)],
+)
 def test_matches_numpy_model_of_public_code(case):
     options, input_shape, n_classes = CASES[case]
     learner = make("vsml", **options)
@@ -401,6 +404,7 @@ def _scan_logits(learner, params, spec, xs, ys, key):
     return run(params, jnp.asarray(xs), prev)
 
 
+@pytest.mark.slow
 def test_one_meta_parameter_set_runs_on_any_size_and_class_count():
     learner = make("vsml")
     params = learner.meta_init(jax.random.key(0), TaskSpec((64,), 10))
@@ -501,6 +505,7 @@ def test_initial_state_follows_the_public_code():
     assert 0.8 < rand.std() < 0.92  # a ±2-truncated unit normal has std ≈ 0.88
 
 
+@pytest.mark.slow
 def test_gradients_are_finite_and_remat_does_not_change_them():
     spec = TaskSpec((5,), 3)
     xs, ys = _stream(jax.random.key(0), (5,), 3, 6)
@@ -528,7 +533,10 @@ def test_gradients_are_finite_and_remat_does_not_change_them():
     assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(g1))
 
 
-@pytest.mark.parametrize("micro_ticks", [1, 2, 3])
+@pytest.mark.parametrize(
+    "micro_ticks",
+    [pytest.param(1, marks=pytest.mark.slow), 2, pytest.param(3, marks=pytest.mark.slow)],
+)
 def test_hand_written_tick_gradient_matches_autodiff(micro_ticks):
     """``dense_ticks``' custom VJP against reverse-mode autodiff of the same loop, under vmap."""
     keys = jax.random.split(jax.random.key(micro_ticks), 6)
