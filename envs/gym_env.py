@@ -227,7 +227,8 @@ class _EpisodeLengthSpec:
         self._spec = spec
 
 
-def _restore_np_random(env: Any, state: dict[str, Any]) -> None:
+def _restore_rng_and_spec(env: Any, state: dict[str, Any]) -> None:
+    """Put back what ``__init__`` resets: the ``np_random`` state and the spec of a pickle."""
     env._np_random = state["np_random"]
     env._np_random_seed = state["np_random_seed"]
     env._spec = state["spec"]
@@ -341,7 +342,7 @@ class ClassificationGymEnv(_EpisodeLengthSpec, gym.Env):
         self.__init__(**state["init"])
         for name, value in state["episode"].items():
             setattr(self, name, value)
-        _restore_np_random(self, state)
+        _restore_rng_and_spec(self, state)
 
     # ------------------------------------------------------------------------ reset
 
@@ -563,7 +564,7 @@ class ClassificationVectorEnv(_EpisodeLengthSpec, VectorEnv):
         episode = jax.tree.map(jnp.asarray, state["episode"])
         self._state, self._pinned_task = episode["state"], episode["task"]
         self._needs_reset = bool(episode["needs_reset"])
-        _restore_np_random(self, state)
+        _restore_rng_and_spec(self, state)
 
     def _host_obs(self, x: np.ndarray, prev_label: np.ndarray) -> dict[str, np.ndarray]:
         """Observations in the dtypes of the observation space (``prev_label``: int64, as the
