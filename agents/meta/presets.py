@@ -56,6 +56,13 @@ class Preset:
         changes = {k: v for k, v in train_overrides.items() if v is not None}
         return replace(self, train=replace(self.train, **changes))
 
+    def with_image_size(self, image_size: int) -> Preset:
+        """The training families with images resized to ``image_size`` (held-out ones unchanged)."""
+        families = tuple(
+            replace(f, kwargs={**f.kwargs, "image_size": image_size}) for f in self.families
+        )
+        return replace(self, families=families)
+
     def with_polarity(self) -> Preset:
         """Every training family also as an inverted copy (``invert_inputs``), half the batch each.
 
