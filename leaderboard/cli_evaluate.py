@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="JSON",
         help="learner options as a JSON object, as for `vsml-bench train`, e.g. "
-        "'{\"learning_rate\": 0.01}' (over a model card's config)",
+        "'{\"learning_rate\": 0.01}' (over a model card's config; an unofficial run that "
+        "cannot be submitted: `verify` rebuilds a learner from its spec, which holds no options)",
     )
     parser.add_argument(
         "--meta-trained-on",
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.meta_trained_on is not None:
         trained_on = tuple(d.strip() for d in args.meta_trained_on.split(",") if d.strip())
     config = parse_learner_config(args.learner_config)
+    if config:
+        suite = dataclasses.replace(suite, official=False)
     try:
         learner = harness.build_learner(args.learner, meta_trained_on=trained_on, **config)
     except TypeError as error:

@@ -109,6 +109,24 @@ def test_evaluate_learner_config_reaches_the_learner(tmp_path, capsys):
     assert doc["learner"]["config"]["learning_rate"] == 0.25
 
 
+@pytest.mark.parametrize("config", [None, '{"learning_rate": 0.25}'])
+def test_evaluate_with_learner_options_is_unofficial(tmp_path, monkeypatch, config):
+    """A results file's spec carries no options, so `verify` could not rebuild that learner."""
+    from vsml_bench.leaderboard import harness
+
+    seen = {}
+
+    def evaluate(learner, suite, out, **kwargs):
+        seen.update(suite=suite, learner=learner)
+        return {"tasks": [], "summary": {"headline": None}}
+
+    monkeypatch.setattr(harness, "evaluate", evaluate)
+    args = ["evaluate", "--learner", "sgd", "--out", str(tmp_path / "r.json")]
+    assert cli.main(args + (["--learner-config", config] if config else [])) == 0
+    assert seen["suite"].official == (config is None)
+    assert seen["learner"].config["learning_rate"] == (0.25 if config else 0.1)
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
