@@ -4,7 +4,10 @@
 the functional env (gymnax style: ``env.reset(key, params)``, ``env.step(key, state, action,
 params)``); ``vsml_bench.envs.rollout`` runs a JAX learner on a batch of streams;
 ``gymnasium.make("vsml_bench/OnlineDigits-v0")`` and ``gymnasium.make_vec(..., num_envs=N)``
-give the OOP and batched Gymnasium envs.
+give the OOP and batched Gymnasium envs. ``vectorization_mode="async"`` needs
+``vector_kwargs={"context": "spawn"}`` (JAX cannot run in a forked process: an env made in one
+raises :class:`ForkedProcessError`); :mod:`vsml_bench.envs.gym_env` says how the vector modes'
+streams differ, how the envs pickle, and what their spaces and spec hold.
 
 Names are loaded lazily so that ``import vsml_bench`` (which registers the IDs) stays fast and
 does not import JAX.
@@ -36,6 +39,7 @@ _EXPORTS = {
     "ClassificationGymEnv": "vsml_bench.envs.gym_env",
     "ClassificationVectorEnv": "vsml_bench.envs.gym_env",
     "InvalidActionError": "vsml_bench.envs.gym_env",
+    "ForkedProcessError": "vsml_bench.envs.gym_env",
     "register_envs": "vsml_bench.envs.registration",
     "all_env_ids": "vsml_bench.envs.registration",
 }

@@ -15,8 +15,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import vsml_bench
-from vsml_bench.envs import all_env_ids, make
-from vsml_bench.envs.gym_env import ForkedProcessError, input_bounds
+from vsml_bench.envs import ForkedProcessError, all_env_ids, make
+from vsml_bench.envs.gym_env import input_bounds
 
 DIGITS = "vsml_bench/OnlineDigits-v0"
 FEW_DIGITS = "vsml_bench/FewShotDigits-v0"
