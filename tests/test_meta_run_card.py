@@ -82,10 +82,15 @@ def test_train_cli_on_ctrl_c_writes_the_card_and_exits_130(tmp_path, monkeypatch
         raise TrainingInterrupted(7, 20)
 
     monkeypatch.setattr(loop, "train", interrupted_train)
-    code = cli.main(["--preset", "quick", "--out", str(out), "--no-progress"])
+    argv = ["vsml-bench", "train", "--preset", "quick", "--out", str(out), "--no-progress"]
+    monkeypatch.setattr("sys.argv", argv)
+    code = cli.main(argv[2:])
     assert code == 130
     err = capsys.readouterr().err
-    assert "stopped at step 7/20" in err and "--resume" in err and str(out) in err
+    assert "stopped at step 7/20" in err and str(out) in err
+    assert err.strip().endswith(
+        f"continue with: vsml-bench train --preset quick --out {out} --no-progress --resume"
+    )
     assert json.loads((out / RUN_CARD).read_text())["meta_trained_on"] == ["digits"]
 
 

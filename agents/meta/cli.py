@@ -188,9 +188,11 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as stop:
         if writer:
             write_run_card(args.out, final=True)
+            command = run_info["command"]
+            resume = command if args.resume else f"{command} --resume"
             print(
                 f"vsml-bench train: stopped at step {stop.step}/{stop.steps}; the checkpoint in "
-                f"{args.out} holds it: rerun the same command with --resume to continue",
+                f"{args.out} holds it; continue with: {resume}",
                 file=sys.stderr,
             )
         return 130
