@@ -64,7 +64,90 @@ def test_markdown_escapes_user_strings(entries):
     # header + 4 entries, every row with the same number of cells (no | injected).
     assert len(table_rows) == 5
     assert len({row.count(" | ") for row in table_rows}) == 1
-    assert "*0." in md  # in-distribution cells in italics
+
+
+def test_like_is_ranked_with_like():
+    """Complete zero-shot entries first; incomplete ones after them; non-zero-shot apart."""
+    board = [
+        make_doc(name="complete", p=0.5, seed=1, suite_id="ood-v0"),
+        make_doc(name="skips kmnist", p=0.9, seed=2, suite_id="ood-v0", missing=("kmnist",)),
+        make_doc(name="skips more", p=0.95, seed=3, suite_id="ood-v0", missing=("kmnist", "svhn")),
+        make_doc(name="skips too", p=0.6, seed=4, suite_id="ood-v0", missing=("kmnist",)),
+        make_doc(name="saw mnist", p=0.99, seed=5, suite_id="ood-v0", trained_on=("mnist",)),
+    ]
+    rows = render.rank_entries(board)["ood-v0"]
+    assert [(r.name, r.rank) for r in rows] == [
+        ("complete", 1),
+        ("skips kmnist", 1),
+        ("skips too", 2),
+        ("skips more", 1),
+        ("saw mnist", 1),
+    ]
+    assert [r.complete for r in rows] == [True, False, False, False, True]
+    assert [r.zero_shot for r in rows] == [True, True, True, True, False]
+    # P(>next) compares within a group only.
+    assert rows[0].p_better_than_next is None and rows[1].p_better_than_next > 0.9
+    assert rows[2].p_better_than_next is None
+    md = render.render_markdown(board)
+    headings = [line for line in md.splitlines() if line.startswith("### ")]
+    assert headings == [
+        "### zero\\-shot, all 11 tasks",
+        "### zero\\-shot, incomplete: 10 of 11 tasks \\(not run: kmnist\\)",
+        "### zero\\-shot, incomplete: 9 of 11 tasks \\(not run: kmnist, svhn\\)",
+        "### not zero\\-shot \\(meta\\-trained on mnist\\), all 11 tasks",
+    ]
+    assert "*0.9" in md  # the in-distribution mnist cell of "saw mnist" in italics
+    page = render.render_html(board)
+    assert page.count('<table class="board" data-suite="ood-v0">') == 4
+
+
+def test_a_lone_surrogate_cannot_break_rendering(tmp_path, monkeypatch):
+    """Validation refuses it; should one reach the renderer, both outputs are still written."""
+    from vsml_bench.leaderboard import cli_render
+
+    doc = make_doc(name="x\ud800y")
+    md, page = render.render_markdown([doc]), render.render_html([doc])
+    assert "x\ufffdy" in md and "x\ufffdy" in page
+    results = tmp_path / "results"
+    results.mkdir()
+    monkeypatch.setattr(schema, "load_entries", lambda root: ([doc], []))
+    n, _ = cli_render.write_leaderboard(results, tmp_path / "README.md", tmp_path / "i.html")
+    assert n == 1 and (tmp_path / "README.md").exists() and (tmp_path / "i.html").exists()
+
+
+def test_leaderboard_is_written_all_or_nothing(tmp_path, monkeypatch):
+    from vsml_bench.leaderboard import cli_render
+
+    results = tmp_path / "results"
+    path = tmp_path / "in.json"
+    path.write_text(schema.dump_results(make_doc()))
+    schema.submit(path, results)
+    md, page = tmp_path / "README.md", tmp_path / "site" / "index.html"
+    cli_render.write_leaderboard(results, md, page)
+    before = (md.read_bytes(), page.read_bytes())
+    path.write_text(schema.dump_results(make_doc(name="second")))
+    schema.submit(path, results)  # the next render differs, so a partial write would show
+
+    def broken(*args, **kwargs):
+        raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(render, "render_html", broken)
+    with pytest.raises(UnicodeEncodeError):
+        cli_render.write_leaderboard(results, md, page)
+    assert (md.read_bytes(), page.read_bytes()) == before
+    monkeypatch.undo()
+    page.unlink()
+    page.mkdir()  # a folder where the page goes: refused, and the Markdown is not replaced
+    (results / "history").mkdir()
+    with pytest.raises(cli_render.UserError, match="is a folder"):
+        cli_render.write_leaderboard(results, md, page)
+    assert md.read_bytes() == before[0]
+    assert sorted(p.name for p in md.parent.iterdir()) == [
+        "README.md",
+        "in.json",
+        "results",
+        "site",
+    ]
 
 
 def test_html_escapes_user_strings(entries):
@@ -117,16 +200,12 @@ def _dump_dom(chromium: str, tmp_path: Path, html_path: Path) -> str:
 
 def test_page_in_headless_chromium(tmp_path, entries):
     chromium = chromium_or_skip()
-    from vsml_bench.leaderboard import cli_render
-
-    results = tmp_path / "results"
-    for i, doc in enumerate(entries):
-        path = tmp_path / f"{i}.json"
-        path.write_text(schema.dump_results(doc))
-        schema.submit(path, results)
+    # Names like these no longer pass validation (identity rules); the page must escape them
+    # anyway, as a second line of defence, so it is rendered from the entries directly.
     html_path = tmp_path / "site" / "index.html"
-    n, problems = cli_render.write_leaderboard(results, tmp_path / "README.md", html_path)
-    assert n == 4 and problems == []
+    html_path.parent.mkdir()
+    html_path.write_text(render.render_html(entries))
+    (tmp_path / "README.md").write_text(render.render_markdown(entries))
     dom = _dump_dom(chromium, tmp_path, html_path)
     # Our own script ran (the CSP allows it by hash) ...
     assert 'data-script="ran"' in dom
