@@ -13,8 +13,10 @@ naming it and is listed as broken; everything else keeps working.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
+import inspect
 import threading
 import warnings
 from collections.abc import Callable
@@ -164,14 +166,65 @@ def get_factory(name: str) -> Factory:
     return _resolve(name)
 
 
+class NoMetaParamsError(UserError):
+    """``pretrained=`` was given to a learner that has nothing to meta-learn."""
+
+
 def make(name: str, **config: Any) -> Learner:
-    """Build the learner ``name`` with ``config``: ``make("vsml", pretrained="mnist")``."""
-    learner = _resolve(name)(**config)
+    """Build the learner ``name`` with ``config``: ``make("vsml", pretrained="mnist")``.
+
+    ``pretrained=SET`` works for every learner with meta-parameters, in one place: the set is
+    looked up for this learner (``agents/pretrained/<name>_<SET>.msgpack`` + model card, see
+    :mod:`vsml_bench.agents.pretrained`), the card's ``config`` fills the options not given
+    here, and the learner comes back with ``meta_params``, ``meta_trained_on`` (from the card)
+    and ``config["pretrained"] = SET``. A plug-in or user factory that declares a
+    ``pretrained`` parameter itself receives it unchanged instead.
+    """
+    factory = _resolve(name)
+    set_name = config.pop("pretrained", None)
+    if set_name is not None and _handles_pretrained_itself(name, factory):
+        config["pretrained"] = set_name
+        set_name = None
+    learner = _build(name, factory, config)
+    if set_name is None:
+        return learner
+    if not learner.has_meta_params:
+        raise NoMetaParamsError(
+            f"learner {name!r} has no meta-parameters, so pretrained={set_name!r} does not "
+            "apply; drop it (learners with meta-parameters: `vsml-bench learners`)"
+        )
+    from vsml_bench.agents import pretrained
+
+    meta_params, card = pretrained.load(str(set_name), learner=name)
+    card_config = card.get("config") if isinstance(card.get("config"), dict) else {}
+    learner = _build(name, factory, {**card_config, **config})
+    trained_on = card.get("meta_trained_on", card.get("datasets", ()))
+    return dataclasses.replace(
+        learner,
+        meta_params=meta_params,
+        meta_trained_on=tuple(str(d) for d in trained_on),
+        config={**dict(learner.config), "pretrained": str(set_name)},
+    )
+
+
+def _build(name: str, factory: Factory, config: dict[str, Any]) -> Learner:
+    learner = factory(**config)
     if not isinstance(learner, Learner):
         raise BrokenLearnerError(
             f"Learner {name!r}: its factory returned {type(learner).__name__}, not a Learner."
         )
     return learner
+
+
+def _handles_pretrained_itself(name: str, factory: Factory) -> bool:
+    """A non-built-in factory with its own ``pretrained`` parameter keeps its own lookup."""
+    entry = _registry.get(name)
+    if entry is None or entry.source == "builtin":
+        return False
+    try:
+        return "pretrained" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins and C callables may have no signature
+        return False
 
 
 def learner_names() -> list[str]:

@@ -6,16 +6,23 @@ the env is reset with ``env.reset(env_key, env_params)`` and the learner starts 
 ``learner.init(meta_params, learner_key, spec)``. A single stream can therefore be re-run alone,
 e.g. ``rollout(..., key, stream_ids=jnp.array([i]))``, or through the Gymnasium env with
 ``env.reset(options={"key": env_key})``.
+
+Fixed-size learners. When ``learner.task_spec_of(meta_params)`` differs from the task's spec
+(a Meta-RNN meta-trained on 7x7 MNIST run on 28x28 Fashion-MNIST), the learner is run through
+the seeded, deterministic transform of :mod:`vsml_bench.envs.adaptation` (images resized,
+other inputs Glorot-projected, the learner's first ``C_T`` outputs used).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vsml_bench.envs.core import ClassificationParams
+from vsml_bench.envs import adaptation
+from vsml_bench.envs.core import ClassificationEnv, ClassificationParams, EnvState
 from vsml_bench.envs.factory import env_for
 from vsml_bench.protocol import Learner, PyTree
 
@@ -52,6 +59,7 @@ def rollout(
     n_streams: int,
     *,
     stream_ids: jax.Array | None = None,
+    adaptation_seed: int = adaptation.DEFAULT_SEED,
 ) -> Rollout:
     """Run ``learner`` online over ``n_streams`` episodes: ``vmap`` over streams, ``scan`` over time.
 
@@ -69,21 +77,97 @@ def rollout(
       key: stream ``i`` uses :func:`stream_keys` ``(key, i)``.
       n_streams: ``S``; ignored when ``stream_ids`` is given.
       stream_ids: optional ``int[S]`` stream numbers to run (e.g. to re-run stream 17 alone).
+      adaptation_seed: seed of the input projection that adapts a task to a fixed-size
+        learner's meta-parameters (:mod:`vsml_bench.envs.adaptation`); unused otherwise.
 
     Returns:
       A :class:`Rollout`.
     """
     env = env_for(env_params)
+    ids = jnp.arange(n_streams) if stream_ids is None else jnp.asarray(stream_ids)
     # The streams stay inside: hold them as example indices (identical observations, a
     # D-times smaller state, cheaper resets and steps; see ClassificationParams.lazy_inputs).
     env_params = env_params.replace(lazy_inputs=True)
+
+    def start(i: jax.Array, env_key: jax.Array) -> tuple[dict[str, jax.Array], EnvState]:
+        del i
+        return env.reset(env_key, env_params)
+
+    return _run(env, env_params, learner, meta_params, key, ids, start, adaptation_seed)
+
+
+def rollout_episodes(
+    env_params: ClassificationParams,
+    learner: Learner,
+    meta_params: PyTree,
+    key: jax.Array,
+    indices: jax.Array,
+    labels: jax.Array,
+    *,
+    stream_ids: jax.Array | None = None,
+    adaptation_seed: int = adaptation.DEFAULT_SEED,
+) -> Rollout:
+    """Run ``learner`` on fixed, given episodes instead of sampled ones (e.g. published runs).
+
+    Stream ``i`` shows the dataset rows ``indices[i]`` (``int32[S, T]``, rows of
+    ``env_params.x``) with task labels ``labels[i]``, normalised and scored exactly as the
+    env does for its own streams (few-shot params: the first ``n_way * k_shot`` steps are the
+    revealed, unscored support; the rest are scored queries with withheld labels). Only the
+    learner's key comes from ``stream_keys(key, i)``. No task transform (projection, pixel or
+    label permutation) is applied: the episode is the published one.
+
+    Args:
+      env_params: from :func:`vsml_bench.envs.make`, with ``stream_length == T``.
+      indices, labels: ``int32[S, T]`` the episodes.
+      stream_ids: optional subset of the ``S`` episodes to run (e.g. to re-run episode 3 alone).
+      Others as :func:`rollout`.
+    """
+    env = env_for(env_params)
+    indices = jnp.asarray(indices, jnp.int32)
+    labels = jnp.asarray(labels, jnp.int32)
+    if indices.shape != labels.shape or indices.shape[1] != env_params.stream_length:
+        raise ValueError(
+            f"episodes of shape {indices.shape} / {labels.shape} do not fit streams of "
+            f"{env_params.stream_length} steps"
+        )
+    ids = jnp.arange(indices.shape[0]) if stream_ids is None else jnp.asarray(stream_ids)
+    env_params = env_params.replace(lazy_inputs=True)
+
+    def start(i: jax.Array, env_key: jax.Array) -> tuple[dict[str, jax.Array], EnvState]:
+        del env_key
+        zero = jnp.int32(0)
+        state = EnvState(
+            xs=None,
+            labels=labels[i],
+            t=zero,
+            prev_label=jnp.int32(env_params.n_classes),
+            n_correct=zero,
+            n_scored=zero,
+            indices=indices[i],
+        )
+        return env.get_obs(state, env_params), state
+
+    return _run(env, env_params, learner, meta_params, key, ids, start, adaptation_seed)
+
+
+def _run(
+    env: ClassificationEnv,
+    env_params: ClassificationParams,
+    learner: Learner,
+    meta_params: PyTree,
+    key: jax.Array,
+    ids: jax.Array,
+    start: Callable[[jax.Array, jax.Array], tuple[dict[str, jax.Array], EnvState]],
+    adaptation_seed: int,
+) -> Rollout:
+    """``vmap`` over ``ids`` of a ``scan`` over the steps of the episode ``start(i, env_key)``."""
     spec = env.task_spec(env_params)
-    ids = jnp.arange(n_streams) if stream_ids is None else jnp.asarray(stream_ids)
+    learner, _ = adaptation.adapt_to_task(learner, meta_params, env_params, spec, adaptation_seed)
     use_logits = env_params.action_type == "logits"
 
     def one_stream(i: jax.Array) -> Rollout:
         env_key, learner_key = stream_keys(key, i)
-        obs, env_state = env.reset(env_key, env_params)
+        obs, env_state = start(i, env_key)
         learner_state = learner.init(meta_params, learner_key, spec)
 
         def tick(carry, _):

@@ -14,6 +14,13 @@ Per stream we keep the correctness of every scored prediction and the online cro
 :math:`-\\log 10^{-8}`, the env's penalty). A task whose dataset files are absent is recorded
 as "not run: data missing". After every task the partial document is written atomically to
 ``<out>.partial``; re-running the same command resumes after the last finished task.
+
+Fixed-size learners (``learner.task_spec_of``: a Meta-RNN or Transformer meta-trained on one
+input size) are fed each task through the seeded transform of
+:mod:`vsml_bench.envs.adaptation` (resize or Glorot projection; the first ``C`` outputs), and
+the task's entry records it under ``"adaptation"``. A task with ``episodes`` (e.g. Lake et
+al.'s published Omniglot one-shot runs) runs stream ``i`` on published episode ``i``
+(:func:`fixed_episodes`) instead of a sampled one.
 """
 
 from __future__ import annotations
@@ -307,21 +314,79 @@ def _jitted_rollout(learner: Any) -> Callable[..., Any]:
 
 
 def run_jax_streams(
-    learner: Any, env_params: Any, meta_params: Any, seed: int, stream_ids: np.ndarray
+    learner: Any,
+    env_params: Any,
+    meta_params: Any,
+    seed: int,
+    stream_ids: np.ndarray,
+    episodes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Run the given streams of a task through the jitted rollout."""
+    """Run the given streams of a task through the jitted rollout (or fixed ``episodes``)."""
     import jax
     import jax.numpy as jnp
 
+    ids = jnp.asarray(stream_ids, jnp.int32)
+    if episodes is not None:
+        logits, labels, scored = _jitted_episodes(learner)(
+            env_params, meta_params, jax.random.key(seed), *episodes, ids
+        )
+        return _scores_from_logits(logits, labels, scored)
     run = _jitted_rollout(learner)
     logits, labels, scored = run(
         env_params,
         meta_params,
         jax.random.key(seed),
-        jnp.asarray(stream_ids, jnp.int32),
+        ids,
         n_streams=len(stream_ids),
     )
     return _scores_from_logits(logits, labels, scored)
+
+
+_JITTED_EPISODES: dict[int, tuple[Any, Callable[..., Any]]] = {}
+
+
+def _jitted_episodes(learner: Any) -> Callable[..., Any]:
+    """As :func:`_jitted_rollout`, for :func:`vsml_bench.envs.rollouts.rollout_episodes`."""
+    from vsml_bench import xla
+    from vsml_bench.envs.rollouts import rollout_episodes
+
+    cached = _JITTED_EPISODES.get(id(learner))
+    if cached is not None and cached[0] is learner:
+        return cached[1]
+
+    @xla.jit
+    def run(params: Any, mp: Any, key: Any, indices: Any, labels: Any, ids: Any):
+        out = rollout_episodes(params, learner, mp, key, indices, labels, stream_ids=ids)
+        return out.logits, out.labels, out.scored
+
+    _JITTED_EPISODES[id(learner)] = (learner, run)
+    return run
+
+
+def fixed_episodes(task: Task, env_params: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(indices int32[S, T], labels int32[S, T])`` of a task's published episodes, or None.
+
+    ``omniglot_all_runs``: the omniglot split ``all_runs`` holds run ``r`` as rows
+    ``T r .. T r + T - 1`` (``T = 2 W``: its ``W`` training images in class order, then its
+    ``W`` test images), with dataset classes ``W r .. W r + W - 1``
+    (:func:`vsml_bench.data.formats.load_omniglot_runs`); the episode's labels are the class
+    numbers within the run, ``y - W r``. Support = the training images (revealed), queries =
+    the test images (scored), exactly Lake et al.'s one-shot runs.
+    """
+    if task.episodes is None:
+        return None
+    if task.episodes != "omniglot_all_runs":
+        raise UserError(f"task {task.task_id} names unknown episodes {task.episodes!r}")
+    n_way, length = int(env_params.n_classes), int(env_params.stream_length)
+    n_rows = int(env_params.y.shape[0])
+    if length != 2 * n_way or n_rows % length or n_rows // length < task.n_streams:
+        raise UserError(
+            f"task {task.task_id}: the all_runs split has {n_rows} images, not "
+            f"{task.n_streams} runs of {n_way} training and {n_way} test images"
+        )
+    indices = np.arange(task.n_streams * length, dtype=np.int32).reshape(task.n_streams, length)
+    labels = np.asarray(env_params.y)[indices] - n_way * np.arange(task.n_streams)[:, None]
+    return indices, labels.astype(np.int32)
 
 
 def run_python_streams(
@@ -358,9 +423,75 @@ def run_task(
     """``(correct bool[S, T], ce float[S])`` of ``stream_ids`` (default: all) of one task."""
     ids = np.arange(task.n_streams) if stream_ids is None else np.asarray(stream_ids)
     if is_python_learner(learner):
+        if task.episodes is not None:
+            return run_python_episodes(learner, task, meta_params, ids, data_dir)
         return run_python_streams(learner, task, meta_params, ids, data_dir)
     _, env_params = _make_env(task, data_dir)
-    return run_jax_streams(learner, env_params, meta_params, task.seed, ids)
+    episodes = fixed_episodes(task, env_params)
+    return run_jax_streams(learner, env_params, meta_params, task.seed, ids, episodes)
+
+
+def run_python_episodes(
+    learner: Any, task: Task, meta_params: Any, stream_ids: np.ndarray, data_dir: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A non-JAX learner on a task's published episodes, stepped through the functional env."""
+    import jax
+    import jax.numpy as jnp
+
+    from vsml_bench import envs
+    from vsml_bench.envs.core import EnvState
+
+    env, env_params = _make_env(task, data_dir)
+    env_params = env_params.replace(action_type="logits")
+    indices, labels = fixed_episodes(task, env_params)
+    spec = env.task_spec(env_params)
+    key = jax.random.key(task.seed)
+    all_logits, all_labels, all_scored = [], [], []
+    for i in stream_ids:
+        _, learner_key = envs.stream_keys(key, int(i))
+        zero = jnp.int32(0)
+        state = EnvState(
+            xs=None,
+            labels=jnp.asarray(labels[i]),
+            t=zero,
+            prev_label=jnp.int32(spec.n_classes),
+            n_correct=zero,
+            n_scored=zero,
+            indices=jnp.asarray(indices[i]),
+        )
+        obs = env.get_obs(state, env_params)
+        learner_state = learner.init(meta_params, learner_key, spec)
+        logits_s, labels_s, scored_s = [], [], []
+        for _ in range(task.stream_length):
+            obs = {k: np.asarray(v) for k, v in obs.items()}
+            learner_state, logits = learner.step(meta_params, learner_state, obs)
+            logits = np.asarray(logits, np.float32)
+            obs, state, _, _, _, info = env.step(None, state, jnp.asarray(logits), env_params)
+            logits_s.append(logits)
+            labels_s.append(int(info["label"]))
+            scored_s.append(bool(info["scored"]))
+        all_logits.append(logits_s)
+        all_labels.append(labels_s)
+        all_scored.append(scored_s)
+    return _scores_from_logits(np.array(all_logits), np.array(all_labels), np.array(all_scored))
+
+
+def task_adaptation(learner: Any, task: Task, meta_params: Any, data_dir: Any = None) -> Any:
+    """The :class:`~vsml_bench.envs.adaptation.Adaptation` the rollout will apply, or None.
+
+    Raises a :class:`UserError` naming the task when it cannot be adapted (too many classes).
+    """
+    from vsml_bench.envs import adaptation
+
+    if learner.task_spec_of is None or is_python_learner(learner):
+        return None
+    env, env_params = _make_env(task, data_dir)
+    try:
+        return adaptation.plan(
+            env_params, env.task_spec(env_params), learner.task_spec_of(meta_params)
+        )
+    except adaptation.AdaptationError as error:
+        raise UserError(f"task {task.task_id}: {error}") from None
 
 
 def task_available(task: Task, data_dir: Any = None) -> bool:
@@ -414,6 +545,8 @@ def _load_partial(path: Path, header: Mapping[str, Any]) -> dict[str, dict[str, 
                 "env_spec": task.get("env_spec"),
                 "wall_time_s": task.get("wall_time_s", 0.0),
             }
+            if task.get("adaptation") is not None:
+                done[task["task_id"]]["adaptation"] = task["adaptation"]
         return done
     except (OSError, schema.ResultsError, metrics.RawScoreError, KeyError, TypeError):
         return {}  # unreadable leftovers: start over rather than trust them
@@ -476,6 +609,7 @@ def evaluate(
         else:
             t0 = time.perf_counter()
             meta_params = _task_meta_params(learner, task, data_dir)
+            adapted = task_adaptation(learner, task, meta_params, data_dir)
             correct, ce = run_task(learner, task, meta_params, data_dir=data_dir)
             done[task.task_id] = {
                 "correct": correct,
@@ -483,6 +617,8 @@ def evaluate(
                 "env_spec": env_spec_json(task),
                 "wall_time_s": time.perf_counter() - t0,
             }
+            if adapted is not None:
+                done[task.task_id]["adaptation"] = adapted.to_json()
             if on_task:
                 on_task(task, f"accuracy {correct.mean():.3f}")
         if partial is not None:

@@ -400,13 +400,14 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
                 f"results file scores {correct.shape[1]} examples per stream in {where}, more "
                 f"than its stream_length {task['stream_length']}"
             )
-        if doc["suite"]["official"] and correct.shape[1] != suite.task(task["task_id"]).n_scored:
+        defined = suite.task(task["task_id"]) if doc["suite"]["official"] else None
+        if defined is not None and correct.shape[1] != defined.n_scored:
             # An official suite scores every online step and every few-shot query; fewer is a
             # truncated run.
+            what = " queries" if defined.few_shot else ""
             raise ResultsError(
                 f"results file scores {correct.shape[1]} examples per stream in {where}, but "
-                f"{suite_id} scores {suite.task(task['task_id']).n_scored}; re-run "
-                "`vsml-bench evaluate`"
+                f"{suite_id} scores all {defined.n_scored}{what}; re-run `vsml-bench evaluate`"
             )
         expected_aggs = task_aggregates(task["task_id"], correct, ce)
         _compare(task["metrics"], expected_aggs["metrics"], f"{where}.metrics")

@@ -8,6 +8,12 @@ permutation, projection... as the env defines it) from ``jax.random.key(seed)``.
 * ``offline-v0``: datasets that need no files (scikit-learn's bundled sets and synthetic ones).
 * ``ood-v0``: the VSML paper's meta-test family: MNIST-like sets, natural images, Omniglot,
   and the synthetic tasks. Tasks whose files are absent are recorded "not run: data missing".
+* ``fewshot-v0``: few-shot episodes (support with labels, then scored queries with labels
+  withheld): Omniglot 20-way 1-shot on Lake et al.'s 20 published one-shot runs
+  (``all_runs.zip``; one stream per run, the classic protocol), Omniglot 5-way 1-shot and
+  5-shot on the evaluation alphabets (disjoint from the background alphabets a learner may be
+  meta-trained on), and Fashion-MNIST 5-way 5-shot. Scored like the online suites: accuracy
+  over the scored (query) steps with bootstrap CIs, in/out-of-distribution flags, IQM ranks.
 """
 
 from __future__ import annotations
@@ -47,13 +53,28 @@ class Task:
     n_streams: int = 64
     stream_length: int = 500
     seed: int = 0
+    episodes: str | None = None
+
+    @property
+    def few_shot(self) -> bool:
+        """A ``FewShot<Dataset>`` task: its length is ``n_way * (k_shot + n_query)``, not an option."""
+        return self.env_id.split("/")[-1].startswith("FewShot")
+
+    @property
+    def n_scored(self) -> int:
+        """Scored steps per stream: every online step; the ``n_way * n_query`` few-shot queries."""
+        if self.few_shot:
+            return int(self.env_kwargs["n_way"]) * int(self.env_kwargs["n_query"])
+        return self.stream_length
 
     def make_kwargs(self) -> dict[str, Any]:
-        """The kwargs passed to ``vsml_bench.envs.make`` (the suite's, plus the stream length)."""
+        """The kwargs passed to ``vsml_bench.envs.make`` (the suite's, plus an online length)."""
+        if self.few_shot:
+            return dict(self.env_kwargs)
         return {**self.env_kwargs, "stream_length": self.stream_length}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "task_id": self.task_id,
             "dataset": self.dataset,
             "env_id": self.env_id,
@@ -62,6 +83,9 @@ class Task:
             "stream_length": self.stream_length,
             "seed": self.seed,
         }
+        if self.episodes is not None:  # absent for sampled streams: older fingerprints hold
+            out["episodes"] = self.episodes
+        return out
 
 
 @dataclass(frozen=True)
@@ -89,8 +113,11 @@ class Suite:
         tasks = tuple(
             replace(
                 t,
-                n_streams=n_streams or t.n_streams,
-                stream_length=stream_length or t.stream_length,
+                n_streams=min(n_streams or t.n_streams, t.n_streams)
+                if t.episodes  # a published set has only so many episodes
+                else n_streams or t.n_streams,
+                # a few-shot episode's length is n_way * (k_shot + n_query), not an option
+                stream_length=t.stream_length if t.few_shot else stream_length or t.stream_length,
             )
             for t in self.tasks
         )
@@ -153,6 +180,67 @@ _OOD_KWARGS: Mapping[str, Mapping[str, Any]] = {
     "random": {"split": "test"},
 }
 
+#: Fixed-episode sets a task can name (``Task.episodes``) -> what they are. The harness runs
+#: stream ``i`` of such a task on published episode ``i`` instead of a sampled one.
+EPISODES: Mapping[str, str] = MappingProxyType(
+    {
+        "omniglot_all_runs": "Lake et al. (2015) one-shot classification runs: 20 runs, each "
+        "20 training images (one per class, all of one evaluation alphabet) then 20 test images "
+        "to classify; the omniglot split all_runs (all_runs.zip)",
+    }
+)
+
+
+def _few_shot_task(
+    task_id: str,
+    dataset: str,
+    seed: int,
+    n_streams: int,
+    n_way: int,
+    k_shot: int,
+    n_query: int,
+    episodes: str | None = None,
+    **kwargs: Any,
+) -> Task:
+    shape = {"n_way": n_way, "k_shot": k_shot, "n_query": n_query}
+    return Task(
+        task_id=task_id,
+        dataset=dataset,
+        env_id=env_id("few_shot", ENV_NAMES[dataset]),
+        env_kwargs=MappingProxyType({**kwargs, **shape}),
+        n_streams=n_streams,
+        stream_length=n_way * (k_shot + n_query),
+        seed=seed,
+        episodes=episodes,
+    )
+
+
+# Omniglot at 28x28 as in ood-v0 (and the usual few-shot protocol); 15 queries per class as in
+# the standard 5-way benchmarks; 256 episodes per sampled task. The published runs are used
+# as they are: class order as in the files, labels not permuted.
+_FEWSHOT = (
+    _few_shot_task(
+        "omniglot_runs_20way_1shot",
+        "omniglot",
+        3000,
+        20,
+        20,
+        1,
+        1,
+        episodes="omniglot_all_runs",
+        split="all_runs",
+        image_size=28,
+        permute_labels=False,
+    ),
+    _few_shot_task(
+        "omniglot_5way_1shot", "omniglot", 3001, 256, 5, 1, 15, split="evaluation", image_size=28
+    ),
+    _few_shot_task(
+        "omniglot_5way_5shot", "omniglot", 3002, 256, 5, 5, 15, split="evaluation", image_size=28
+    ),
+    _few_shot_task("fashion_mnist_5way_5shot", "fashion_mnist", 3003, 256, 5, 5, 15, split="test"),
+)
+
 SUITES: Mapping[str, Suite] = MappingProxyType(
     {
         "offline-v0": Suite(
@@ -168,6 +256,13 @@ SUITES: Mapping[str, Suite] = MappingProxyType(
             tuple(
                 _task(name, 2000 + i, 64, 300, **_OOD_KWARGS[name]) for i, name in enumerate(_OOD)
             ),
+        ),
+        "fewshot-v0": Suite(
+            "fewshot-v0",
+            "Few-shot episodes: Omniglot 20-way 1-shot on the 20 published one-shot runs, "
+            "Omniglot 5-way 1-/5-shot on the evaluation alphabets, Fashion-MNIST 5-way 5-shot; "
+            "accuracy on the queries.",
+            _FEWSHOT,
         ),
     }
 )

@@ -287,3 +287,38 @@ def truncate(path: Path) -> None:
     """Cut the file in half (an interrupted copy or download)."""
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
+
+
+def write_omniglot_runs_zip(
+    folder: Path, n_runs: int, n_way: int, rng: np.random.Generator, size: int = 105
+) -> tuple[dict[str, FileSpec], np.ndarray, dict[str, np.ndarray]]:
+    """``all_runs.zip`` as published: ``runNN/`` with ``training/classKK.png``,
+    ``test/itemMM.png`` and ``class_labels.txt`` (``runNN/test/itemMM.png
+    runNN/training/classKK.png`` per line, CRLF-free, in item order), folders listed as members.
+
+    Returns the spec, ``true_class int[n_runs, n_way]`` (0-based class of each test item) and
+    ``{member name: image (0/255 uint8)}``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    images: dict[str, np.ndarray] = {}
+    true_class = np.stack([rng.permutation(n_way) for _ in range(n_runs)])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for r in range(n_runs):
+            run = f"run{r + 1:02d}"
+            zf.writestr(f"{run}/", b"")
+            lines = [
+                f"{run}/test/item{m + 1:02d}.png {run}/training/class{true_class[r, m] + 1:02d}.png"
+                for m in range(n_way)
+            ]
+            zf.writestr(f"{run}/class_labels.txt", "\n".join(lines) + "\n")
+            for sub, stem in (("test", "item"), ("training", "class")):
+                zf.writestr(f"{run}/{sub}/", b"")
+                for k in range(n_way):
+                    img = rng.random((size, size)) > 0.1
+                    name = f"{run}/{sub}/{stem}{k + 1:02d}.png"
+                    zf.writestr(name, png_1bit(img))
+                    images[name] = img.astype(np.uint8) * 255
+    data = buf.getvalue()
+    (folder / "all_runs.zip").write_bytes(data)
+    return {"all_runs.zip": FileSpec("all_runs.zip", sha256=sha256(data))}, true_class, images

@@ -123,7 +123,7 @@ def test_status_of_the_shared_folder(capsys):
     rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
     for name in ("mnist", "fashion_mnist", "notmnist", "cifar10_jpeg"):
         assert rows[name].rstrip().endswith("verified") and " missing" not in rows[name], rows[name]
-    assert "verified: background_small1, background_small2" in rows["omniglot"]
+    assert "verified: background_small1, background_small2, all_runs" in rows["omniglot"]
     for name in ("kmnist", "emnist", "svhn", "cifar10"):
         if not data.is_available(name, data.spec(name).default_split):
             assert f"missing (get it with `vsml-bench data fetch {name}`)" in rows[name]

@@ -65,6 +65,10 @@ class Learner:
       has_meta_params: whether ``meta_init`` returns anything a meta-trainer can optimise.
       meta_trained_on: dataset names the shipped meta-parameters saw (marks tasks in-distribution).
       meta_params: shipped meta-parameters (e.g. ``pretrained="mnist"``), or None.
+      task_spec_of: fixed-size learners only: ``meta_params -> TaskSpec``, the task shape those
+        meta-parameters were built for (read off their array shapes; a flat ``input_shape``).
+        ``vsml_bench.envs.rollout`` and the harness adapt a task of another shape to it
+        (:mod:`vsml_bench.envs.adaptation`). None: one meta-parameter set runs on any shape.
     """
 
     name: str
@@ -76,3 +80,13 @@ class Learner:
     has_meta_params: bool = False
     meta_trained_on: tuple[str, ...] = ()
     meta_params: PyTree | None = field(default=None, compare=False, repr=False)
+    task_spec_of: Callable[[PyTree], TaskSpec] | None = field(
+        default=None, compare=False, repr=False
+    )
+
+    @property
+    def fixed_spec(self) -> TaskSpec | None:
+        """The task shape the attached ``meta_params`` fit, for fixed-size learners; else None."""
+        if self.task_spec_of is None or self.meta_params is None:
+            return None
+        return self.task_spec_of(self.meta_params)

@@ -24,6 +24,9 @@ and ``W_o, b_o`` (``[d_v, C]``: **depend on the class count**), and ``b_β``. ``
 ``W_k`` LeCun-normal, ``V`` with orthonormal rows (needs ``d_v ≥ C``, else Gaussian rows of unit
 norm), ``W_o = readout_scale · Vᵀ`` and ``β = 0.5``, so that an un-meta-trained memory already
 retrieves labels (a delta-rule regression on random features); meta-training can improve it.
+Because ``W_k`` and the read-out fix ``(D, C)``, the learner declares them through
+``Learner.task_spec_of`` (:func:`task_spec_of`); ``rollout`` and the harness adapt tasks of
+another shape to meta-parameters built for one (:mod:`vsml_bench.envs.adaptation`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ def _unit_rows(key: jax.Array, n_rows: int, n_cols: int) -> jax.Array:
         return q[:n_rows]
     rows = gaussian[:n_rows]
     return rows / jnp.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+def task_spec_of(meta_params: dict) -> TaskSpec:
+    """The ``(D, C)`` these meta-parameters were built for (``W_k`` rows, read-out columns)."""
+    return TaskSpec((meta_params["w_key"].shape[0],), meta_params["b_out"].shape[-1])
 
 
 def input_key(meta_params: dict, x: jax.Array) -> jax.Array:
@@ -128,4 +136,5 @@ def fast_weights(
             "meta-params depend on input size and class count."
         ),
         has_meta_params=True,
+        task_spec_of=task_spec_of,
     )

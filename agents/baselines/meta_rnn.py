@@ -14,8 +14,10 @@ Both feedbacks give an input of size ``D + C + 1``. Meta-parameters: the LSTM (F
 Size dependence (stated honestly): the LSTM's input weights have one row per input feature and
 per feedback symbol, and the read-out one column per class, so ``meta_init(key, spec)`` builds
 meta-parameters **for one (input size, class count)**; they do not transfer to other sizes (use
-a fixed projection of the inputs in the task to compare across datasets). Untrained
-meta-parameters do not learn; this baseline is meaningful only after meta-training.
+a fixed projection of the inputs in the task to compare across datasets). The learner declares
+this through ``Learner.task_spec_of`` (:func:`task_spec_of`), so ``rollout`` and the harness
+adapt other tasks to its shape (:mod:`vsml_bench.envs.adaptation`). Untrained meta-parameters
+do not learn; this baseline is meaningful only after meta-training.
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ class MetaRNNCore(nn.Module):
         carry, h = nn.OptimizedLSTMCell(self.hidden, name="lstm")(carry, inputs)
         logits = nn.Dense(self.n_classes, name="readout")(h)
         return carry, logits
+
+
+def task_spec_of(meta_params: dict) -> TaskSpec:
+    """The ``(D, C)`` these meta-parameters were built for: input rows ``D + C + 1``, ``C`` outputs."""
+    n_classes = meta_params["readout"]["bias"].shape[-1]
+    rows = meta_params["lstm"]["ii"]["kernel"].shape[0]
+    return TaskSpec((rows - n_classes - 1,), n_classes)
 
 
 class MetaRNNState(NamedTuple):
@@ -101,4 +110,5 @@ def meta_rnn(hidden: int = 128, feedback: str = "label") -> Learner:
             "meta-params depend on input size and class count."
         ),
         has_meta_params=True,
+        task_spec_of=task_spec_of,
     )

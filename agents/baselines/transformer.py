@@ -17,7 +17,9 @@ result equals full causal attention over the stream so far.
 
 Meta-parameters: the Flax parameters of :class:`GPICLTransformer`. The token embedding ``W_e``
 has ``D + C + 1`` rows and the read-out ``C`` columns, so meta-parameters are built **for one
-(input size, class count)** and do not transfer to other sizes. Untrained, it does not learn.
+(input size, class count)** and do not transfer to other sizes; the learner declares it through
+``Learner.task_spec_of`` (:func:`task_spec_of`), and ``rollout`` and the harness adapt other tasks
+to it (:mod:`vsml_bench.envs.adaptation`). Untrained, it does not learn.
 """
 
 from __future__ import annotations
@@ -116,6 +118,13 @@ class GPICLTransformer(nn.Module):
         return logits, tuple(new_k), tuple(new_v)
 
 
+def task_spec_of(meta_params: dict) -> TaskSpec:
+    """The ``(D, C)`` these meta-parameters were built for: token rows ``D + C + 1``, ``C`` outputs."""
+    n_classes = meta_params["readout"]["bias"].shape[-1]
+    rows = meta_params["embed"]["kernel"].shape[0]
+    return TaskSpec((rows - n_classes - 1,), n_classes)
+
+
 class TransformerState(NamedTuple):
     # One [heads, context, head_dim] array per layer: a tuple, not a stacked array, so that a
     # step updates each layer's cache in place instead of re-stacking all of them.
@@ -195,4 +204,5 @@ def transformer(
             "meta-params depend on input size and class count."
         ),
         has_meta_params=True,
+        task_spec_of=task_spec_of,
     )

@@ -1,12 +1,18 @@
-"""Meta-parameters shipped with the package, each with a model card.
+"""Meta-parameters shipped with the package, each with a model card, looked up per learner.
 
-Each entry is two files in this folder: ``<file>.msgpack`` (the meta-parameter pytree as Flax
-msgpack: nested dicts of float32 arrays, no pickle) and ``<file>.json`` (the model card: learner
-config, the exact training command, data, steps, wall time, hardware, git commit, and the
-sha256 of the msgpack, which is checked before the bytes are parsed).
+A shipped set is two files in this folder, named after the learner and the set:
+``<learner>_<set>.msgpack`` (the meta-parameter pytree as Flax msgpack: nested dicts of float32
+arrays, no pickle) and ``<learner>_<set>.json`` (the model card: ``"learner"``, learner config,
+the exact training command, data, steps, wall time, hardware, git commit, and the sha256 of
+the msgpack, which is checked before the bytes are parsed). The card's ``"learner"`` field, not
+the file name, says which learner a set belongs to (``meta_rnn_mnist`` is ``meta_rnn``'s
+``mnist``, never ``meta``'s ``rnn_mnist``).
 
-    meta_params, card = vsml_bench.agents.pretrained.load("mnist")
-    learner = vsml_bench.agents.make("vsml", pretrained="mnist")   # the same, via the learner
+    meta_params, card = vsml_bench.agents.pretrained.load("mnist", learner="vsml")
+    learner = vsml_bench.agents.make("vsml", pretrained="mnist")   # the same, via the registry
+
+Every learner with meta-parameters takes ``pretrained=`` through the registry
+(:func:`vsml_bench.agents.make`), which calls :func:`load` for that learner.
 """
 
 from __future__ import annotations
@@ -18,12 +24,12 @@ from typing import Any
 
 from vsml_bench.errors import UserError
 
-#: name -> file stem in this package (``vsml_mnist`` -> ``vsml_mnist.msgpack`` + ``.json``).
-_FILES = {"mnist": "vsml_mnist"}
+#: The learner whose sets ``names()``/``load()`` look up when none is named (the original API).
+DEFAULT_LEARNER = "vsml"
 
 
 class PretrainedNotFound(UserError):
-    """No shipped meta-parameters under that name."""
+    """No shipped meta-parameters under that name for that learner."""
 
 
 class PretrainedCorrupt(UserError):
@@ -34,33 +40,78 @@ def _files():
     return resources.files(__name__)
 
 
-def names() -> list[str]:
-    """Names of the shipped meta-parameter sets whose files are present."""
-    return [
-        name
-        for name, stem in _FILES.items()
-        if _files().joinpath(f"{stem}.msgpack").is_file()
-        and _files().joinpath(f"{stem}.json").is_file()
-    ]
+def _index() -> dict[tuple[str, str], str]:
+    """``(learner, set) -> file stem`` for every card whose msgpack is present.
+
+    A card without a ``"learner"`` field, or one that is not valid JSON, is skipped: it cannot
+    be attributed to a learner, and a stray file must not break the lookup of the others.
+    """
+    index: dict[tuple[str, str], str] = {}
+    for entry in _files().iterdir():
+        name = entry.name
+        if not name.endswith(".json"):
+            continue
+        stem = name[: -len(".json")]
+        if not _files().joinpath(f"{stem}.msgpack").is_file():
+            continue
+        try:
+            learner = json.loads(entry.read_text()).get("learner")
+        except (ValueError, AttributeError, OSError):
+            continue
+        if isinstance(learner, str) and stem.startswith(f"{learner}_"):
+            index[(learner, stem[len(learner) + 1 :])] = stem
+    return index
+
+
+def names(learner: str = DEFAULT_LEARNER) -> list[str]:
+    """Names of the sets shipped for ``learner`` (e.g. ``["mnist"]`` for ``"vsml"``), sorted."""
+    return sorted(set_name for owner, set_name in _index() if owner == learner)
 
 
 available = names  # the spelling the VSML learner's error message looks for
 
 
-def model_card(name: str) -> dict[str, Any]:
-    """The model card (JSON) of ``name``."""
-    if name not in names():
-        raise PretrainedNotFound(
-            f"no pretrained meta-parameters named {name!r}; available: {', '.join(names()) or 'none'}"
+def shipped() -> dict[str, list[str]]:
+    """``learner -> [set, ...]`` for every shipped set."""
+    out: dict[str, list[str]] = {}
+    for owner, set_name in sorted(_index()):
+        out.setdefault(owner, []).append(set_name)
+    return out
+
+
+def not_found_message(name: str, learner: str) -> str:
+    """One sentence: ``name`` is not shipped for ``learner``; what is, or how to make one."""
+    sets = names(learner)
+    if sets:
+        return (
+            f"no pretrained meta-parameters named {name!r} for learner {learner!r}; "
+            f"shipped for {learner}: {', '.join(sets)}"
         )
-    return json.loads(_files().joinpath(f"{_FILES[name]}.json").read_text())
+    return (
+        f"no pretrained meta-parameters named {name!r} for learner {learner!r}: none are "
+        f"shipped for it yet; meta-train a set with `vsml-bench train --learner {learner} "
+        f"--out runs/{learner}` and evaluate it as `--learner {learner}:runs/{learner}/best.msgpack`, or "
+        f"ship it with `vsml-bench export runs/{learner} "
+        f"agents/pretrained/{learner}_<set> --datasets ...`"
+    )
 
 
-def load(name: str) -> tuple[Any, dict[str, Any]]:
-    """``(meta_params, model_card)`` of ``name``, after checking the msgpack's sha256."""
-    card = model_card(name)
-    data = _files().joinpath(f"{_FILES[name]}.msgpack").read_bytes()
-    return parse(data, card, f"{_FILES[name]}.msgpack"), card
+def model_card(name: str, learner: str = DEFAULT_LEARNER) -> dict[str, Any]:
+    """The model card (JSON) of ``learner``'s set ``name``."""
+    stem = _index().get((learner, name))
+    if stem is None:
+        raise PretrainedNotFound(not_found_message(name, learner))
+    return json.loads(_files().joinpath(f"{stem}.json").read_text())
+
+
+def load(name: str, learner: str = DEFAULT_LEARNER) -> tuple[Any, dict[str, Any]]:
+    """``(meta_params, model_card)`` of ``learner``'s set ``name``, after checking the sha256."""
+    stem = _index().get((learner, name))
+    if stem is None:
+        raise PretrainedNotFound(not_found_message(name, learner))
+    card = json.loads(_files().joinpath(f"{stem}.json").read_text())
+    data = _files().joinpath(f"{stem}.msgpack").read_bytes()
+    return parse(data, card, f"{stem}.msgpack"), card
 
 
 def parse(data: bytes, card: dict[str, Any], what: str = "the meta-parameter file") -> Any:

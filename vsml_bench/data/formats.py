@@ -223,6 +223,62 @@ def load_omniglot(paths: list[Path]) -> Parsed:
     return x, np.asarray(ys, np.int32), {"classes": list(classes)}
 
 
+def load_omniglot_runs(paths: list[Path]) -> Parsed:
+    """Lake et al.'s one-shot classification runs (``all_runs.zip``) as a dataset of episodes.
+
+    The zip holds ``runNN/training/classKK.png`` (one image of each of the run's ``W`` classes),
+    ``runNN/test/itemMM.png`` (``W`` test images) and ``runNN/class_labels.txt``, one line
+    ``runNN/test/itemMM.png runNN/training/classKK.png`` per test image naming its class.
+    Run ``r`` (0-based, sorted order) becomes rows ``2 W r .. 2 W r + 2 W - 1``: first its
+    training images in class order (class ``k`` gets label ``W r + k``), then its test items in
+    item order, each labelled with its class's label. Every class has exactly one test item
+    (the published protocol); anything else is a :class:`FormatError`. ``info["episodes"]``
+    gives ``n_runs`` and ``n_way``, so the run ``r`` episode is exactly that block of rows.
+    """
+    (archive,) = paths
+    with zipfile.ZipFile(archive) as zf:
+        names = set(zf.namelist())
+        runs = sorted({n.split("/", 1)[0] for n in names if "/" in n})
+        if not runs:
+            raise FormatError(f"{archive} holds no runNN/ folders")
+        xs, ys, classes, n_way = [], [], [], None
+        for r, run in enumerate(runs):
+            training = sorted(
+                n for n in names if n.startswith(f"{run}/training/") and n.endswith(".png")
+            )
+            tests = sorted(n for n in names if n.startswith(f"{run}/test/") and n.endswith(".png"))
+            if n_way is None:
+                n_way = len(training)
+            if not training or len(training) != n_way or len(tests) != n_way:
+                raise FormatError(
+                    f"{archive}: {run} has {len(training)} training and {len(tests)} test images; "
+                    f"every run needs {n_way or 'the same number of'} of each"
+                )
+            label_of = {name: r * n_way + k for k, name in enumerate(training)}
+            try:
+                lines = zf.read(f"{run}/class_labels.txt").decode("ascii").split("\n")
+            except KeyError:
+                raise FormatError(f"{archive}: {run}/class_labels.txt is missing") from None
+            pairs = dict(line.split() for line in lines if line.strip())
+            matched = [label_of.get(pairs.get(item, "")) for item in tests]
+            if None in matched or sorted(matched) != sorted(label_of.values()):
+                raise FormatError(
+                    f"{archive}: {run}/class_labels.txt does not give each training class "
+                    "exactly one test item"
+                )
+            for name in training + tests:
+                xs.append(_decode_png_gray(zf.read(name), f"{archive}:{name}"))
+            ys.extend(label_of.values())
+            ys.extend(matched)
+            classes.extend(name.rsplit(".", 1)[0].replace("/training/", "/") for name in training)
+    shapes = {a.shape for a in xs}
+    if len(shapes) != 1:
+        raise FormatError(f"{archive}: images of different sizes {sorted(shapes)}")
+    x = np.stack(xs)[..., None]
+    episodes = {"n_runs": len(runs), "n_way": n_way}
+    return x, np.asarray(ys, np.int32), {"classes": classes, "episodes": episodes}
+
+
 # --------------------------------------------------------------------------------------------
 # CIFAR-10 JPEG copy: tar.gz of <top>/<class>/<n>.jpg
 

@@ -117,6 +117,8 @@ def _parse(s: DatasetSpec, split: str, files: list[FileSpec], paths: list[Path])
         return formats.load_svhn(paths)
     if s.name == "cifar10":
         return formats.load_cifar10(paths, split)
+    if s.name == "omniglot" and split == "all_runs":
+        return formats.load_omniglot_runs(paths)
     if s.name == "omniglot":
         return formats.load_omniglot(paths)
     if s.name == "cifar10_jpeg":

@@ -202,6 +202,9 @@ OMNIGLOT_SPLITS = {
     "evaluation": "images_evaluation.zip",
     "background_small1": "images_background_small1.zip",
     "background_small2": "images_background_small2.zip",
+    # Lake et al.'s 20 one-shot 20-way runs (drawn from the evaluation alphabets): 400
+    # classes, each one training image then one test image; see formats.load_omniglot_runs.
+    "all_runs": "all_runs.zip",
 }
 
 _CIFAR_BIN = "cifar-10-binary.tar.gz"
@@ -561,6 +564,7 @@ def _build() -> dict[str, DatasetSpec]:
                 "evaluation": 659,
                 "background_small1": 136,
                 "background_small2": 156,
+                "all_runs": 400,
             },
             input_shape=(105, 105, 1),
             licence="MIT",
@@ -588,7 +592,7 @@ def _build() -> dict[str, DatasetSpec]:
                     size=1580917,
                     urls=(_OMNIGLOT_MIRROR + "images_background_small2.zip",),
                 ),
-                # The 20 one-shot 20-way runs: verified by `data verify`, used by no split.
+                # The 20 one-shot 20-way runs (split "all_runs").
                 "all_runs.zip": FileSpec(
                     "all_runs.zip",
                     sha256="437c1eeab0af8484112e1b4cc0f3d541ec727f7c47b9b202da738af9dfd6c325",
@@ -602,7 +606,8 @@ def _build() -> dict[str, DatasetSpec]:
             value_max=255.0,
             notes="one class per (alphabet, character), numbered in sorted path order within "
             "each split; pixels 255 = white background, 0 = stroke; splits are named after the "
-            "zips (background, evaluation, background_small1, background_small2)",
+            "zips (background, evaluation, background_small1, background_small2); all_runs is "
+            "the 20 one-shot runs, run r's 20 classes numbered 20r..20r+19",
         ),
         DatasetSpec(
             name="cifar10_jpeg",
