@@ -21,6 +21,7 @@ from vsml_bench.data.errors import (
     DownloadError,
     UnknownDataset,
     UnknownSplit,
+    UnreadableFile,
 )
 from vsml_bench.data.loader import (
     FileStatus,
@@ -46,6 +47,7 @@ __all__ = [
     "SplitStatus",
     "UnknownDataset",
     "UnknownSplit",
+    "UnreadableFile",
     "cache_dir",
     "fetch",
     "is_available",

@@ -77,3 +77,7 @@ class ChecksumMismatch(DataError):
 
 class DownloadError(DataError):
     """Every mirror of a file failed."""
+
+
+class UnreadableFile(DataError):
+    """A data file that exists but cannot be read (permissions, a folder in its place)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import pickle
 import tarfile
 import zipfile
@@ -50,9 +51,11 @@ def parse_idx_bytes(data: bytes, source: str = "IDX data") -> np.ndarray:
         raise FormatError(f"{source} is not an IDX file (bad magic number)")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise FormatError(f"{source} is cut short inside its header ({len(data)} bytes)")
     shape = tuple(int(v) for v in np.frombuffer(data, ">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # exact: sizes are up to 2^32 each
     if len(data) - header != expected:
         raise FormatError(f"{source} holds {len(data) - header} bytes of values, not {expected}")
     return np.frombuffer(data, dtype, offset=header).reshape(shape)

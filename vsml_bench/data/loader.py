@@ -89,7 +89,10 @@ def load(
     if cached is not None:
         x, y, extra = cached
     else:
-        x, y, extra = _parse(s, split, files, paths)
+        try:
+            x, y, extra = _parse(s, split, files, paths)
+        except (PermissionError, IsADirectoryError) as error:  # verified by stamp, now unreadable
+            raise store.unreadable(Path(error.filename or paths[0]), error, s.name) from None
         _check_parsed(s, split, x, y)
         store.save_parsed(key, x, y, extra)
     info.update(extra)
