@@ -126,11 +126,8 @@ def _registered_learner(spec: str) -> Any:
 def _learner_from_file(
     name: str, path: Path, config: dict[str, Any], data: bytes | None = None
 ) -> Any:
-    import jax
-    import jax.numpy as jnp
-    from flax import serialization
-
     from vsml_bench import agents
+    from vsml_bench.agents import pretrained
 
     if data is None:
         try:
@@ -157,11 +154,9 @@ def _learner_from_file(
                 f"{path.name} does not match the sha256 in its model card {card_path.name}"
             )
     try:
-        meta_params = jax.tree.map(jnp.asarray, serialization.msgpack_restore(data))
-    except Exception:  # msgpack raises several unrelated types on bad bytes
-        raise LearnerSpecError(
-            f"{path} is not a Flax msgpack meta-parameter file (as `vsml-bench train` writes)"
-        ) from None
+        meta_params = pretrained.read_meta_params(data, str(path))
+    except pretrained.MetaParamsFileError as error:
+        raise LearnerSpecError(str(error)) from None
     card_config = card.get("config") if isinstance(card.get("config"), dict) else {}
     learner = agents.make(name, **{**card_config, **config})
     trained_on = card.get("meta_trained_on", ())

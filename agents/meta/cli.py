@@ -75,8 +75,9 @@ def read_initial_meta_params(path: str, learner, spec) -> tuple[Any, dict[str, A
     import hashlib
 
     import jax
+    from flax import serialization
 
-    from vsml_bench.agents.meta import checkpoint as ckpt
+    from vsml_bench.agents import pretrained
 
     try:
         data = Path(path).read_bytes()
@@ -84,8 +85,9 @@ def read_initial_meta_params(path: str, learner, spec) -> tuple[Any, dict[str, A
         raise UserError(f"cannot read --init-from {path}: {error.strerror}") from None
     target = learner.meta_init(jax.random.key(0), spec)
     try:
-        meta_params = ckpt.tree_from_bytes(target, data)
-    except Exception as error:  # msgpack and flax raise many types for foreign bytes
+        tree = pretrained.read_meta_params(data, f"--init-from {path}")
+        meta_params = serialization.from_state_dict(target, tree)
+    except Exception as error:  # a foreign file, or one of another shape than the learner's
         raise UserError(
             f"--init-from {path} is not a {learner.name} meta-parameter file ({error})"
         ) from None

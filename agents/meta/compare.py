@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml_bench.agents.baselines.tune import GRIDS, best, rollout_correct, stream_scores, sweep
+from vsml_bench.errors import UserError
 
 
 def compare(
@@ -88,14 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the scores as JSON (and write them to ``--json``)."""
-    from flax import serialization
+    from vsml_bench.agents import pretrained
 
     meta_params, config = None, {}
     if "vsml" in args.learners and args.meta_params:
-        meta_params = serialization.msgpack_restore(Path(args.meta_params).read_bytes())
+        try:
+            data = Path(args.meta_params).read_bytes()
+        except OSError as error:
+            raise UserError(f"cannot read --meta-params {args.meta_params}: {error}") from None
+        meta_params = pretrained.read_meta_params(data, f"--meta-params {args.meta_params}")
     elif "vsml" in args.learners:
-        from vsml_bench.agents import pretrained
-
         meta_params, card = pretrained.load("mnist")
         config = dict(card.get("config", {}))
     results = compare(

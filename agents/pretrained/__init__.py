@@ -114,21 +114,41 @@ def load(name: str, learner: str = DEFAULT_LEARNER) -> tuple[Any, dict[str, Any]
     return parse(data, card, f"{stem}.msgpack"), card
 
 
-def parse(data: bytes, card: dict[str, Any], what: str = "the meta-parameter file") -> Any:
-    """Meta-parameters from msgpack ``data`` whose sha256 must equal ``card["sha256"]``."""
+class MetaParamsFileError(UserError):
+    """Bytes that are not a meta-parameter file (Flax msgpack of nested dicts of arrays)."""
+
+
+def read_meta_params(
+    data: bytes, what: str = "the meta-parameter file", sha256: str | None = None
+) -> Any:
+    """Meta-parameters from the bytes of a meta-parameter file: the one reader of the format.
+
+    The format is what ``vsml-bench train`` and ``vsml-bench export`` write: Flax msgpack
+    (``flax.serialization.msgpack_serialize``, no pickle) of nested dicts of float32 arrays.
+    With ``sha256`` (from a model card) the bytes must hash to it before they are parsed
+    (:class:`PretrainedCorrupt`); bytes that are not msgpack raise :class:`MetaParamsFileError`.
+    Returns the nested dicts with float32 JAX arrays as leaves.
+    """
+    import jax
     import jax.numpy as jnp
     from flax import serialization
 
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != card.get("sha256"):
-        raise PretrainedCorrupt(
-            f"{what} has sha256 {digest}, not the {card.get('sha256')} of its model card; "
-            "reinstall vsml-bench or re-export the file"
-        )
-    return _to_jax(serialization.msgpack_restore(data), jnp)
+    if sha256 is not None:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise PretrainedCorrupt(
+                f"{what} has sha256 {digest}, not the {sha256} of its model card; "
+                "reinstall vsml-bench or re-export the file"
+            )
+    try:
+        tree = serialization.msgpack_restore(data)
+    except Exception:  # msgpack raises several unrelated types on foreign bytes
+        raise MetaParamsFileError(
+            f"{what} is not a Flax msgpack meta-parameter file (as `vsml-bench train` writes)"
+        ) from None
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, jnp.float32), tree)
 
 
-def _to_jax(tree: Any, jnp) -> Any:
-    if isinstance(tree, dict):
-        return {k: _to_jax(v, jnp) for k, v in tree.items()}
-    return jnp.asarray(tree, jnp.float32)
+def parse(data: bytes, card: dict[str, Any], what: str = "the meta-parameter file") -> Any:
+    """:func:`read_meta_params` of ``data``, whose sha256 must equal ``card["sha256"]``."""
+    return read_meta_params(data, what, sha256=str(card.get("sha256")))
