@@ -2,11 +2,15 @@
 
 * :mod:`~vsml_bench.leaderboard.suites`: versioned task lists (``offline-v0``, ``ood-v0``).
 * :mod:`~vsml_bench.leaderboard.harness`: ``evaluate(learner, suite, out)`` (resumable) and
-  ``rerun_streams`` (what ``vsml-bench verify`` runs).
+  ``pick_streams``/``rerun_picked`` (what ``vsml-bench verify`` re-runs).
 * :mod:`~vsml_bench.leaderboard.metrics`: per-task bootstrap CIs, IQM with stratified bootstrap
   CIs, probability of improvement, ranks with ties (NumPy, seeded).
 * :mod:`~vsml_bench.leaderboard.schema`: the results-v1 JSON Schema, strict parsing, semantic
   checks and recomputation of every aggregate, safe storage under ``results/``.
+* :mod:`~vsml_bench.leaderboard.identity`: safe entry names, confusable skeletons, and the
+  spec grammar (registered learners, shipped or content-addressed parameters, never paths).
+* :mod:`~vsml_bench.leaderboard.verify`: what ``vsml-bench verify`` checks, its exit statuses,
+  and the number of re-run streams that catches a file with >= 5% forged streams w.p. >= 95%.
 * :mod:`~vsml_bench.leaderboard.render`: the Markdown table and the static HTML page.
 
 Command line: ``vsml-bench evaluate | submit | verify | leaderboard`` and ``vsml-bench demo``.
