@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from vsml_bench.errors import UserError
+from vsml_bench.io import atomic_write_text
 from vsml_bench.leaderboard import metrics, schema
 from vsml_bench.leaderboard.suites import Suite, Task
 
@@ -617,10 +618,10 @@ def evaluate(
             if on_task:
                 on_task(task, f"accuracy {correct.mean():.3f}")
         if partial is not None:
-            schema.atomic_write_text(partial, schema.dump_results(document()))
+            atomic_write_text(partial, schema.dump_results(document()))
     doc = document()
     if out is not None:
-        schema.atomic_write_text(out, schema.dump_results(doc))
+        atomic_write_text(out, schema.dump_results(doc))
         if partial is not None:
             partial.unlink(missing_ok=True)
     return doc

@@ -38,7 +38,7 @@ import numpy as np
 from flax import serialization
 
 from vsml_bench.errors import UserError
-from vsml_bench.io import atomic_write_bytes, atomic_write_text
+from vsml_bench.io import atomic_write_bytes
 from vsml_bench.protocol import PyTree
 
 #: The top-level entry of a checkpoint that holds its checksum (see the module docstring).
@@ -51,8 +51,6 @@ MAY_BE_INFINITE = frozenset({"score"})
 __all__ = [
     "CHECKSUM_KEY",
     "CorruptCheckpoint",
-    "atomic_write_bytes",  # re-exported from vsml_bench.io for older callers
-    "atomic_write_text",
     "load",
     "previous_path",
     "read_json",

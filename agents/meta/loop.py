@@ -37,6 +37,7 @@ from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
 from vsml_bench.agents.meta.es import es_gradient, population_mesh
 from vsml_bench.agents.meta.objective import Objective
 from vsml_bench.errors import UserError
+from vsml_bench.io import atomic_write_text
 from vsml_bench.protocol import Learner, PyTree, TaskSpec
 
 Evaluator = Callable[[PyTree], Mapping[str, jax.Array]]
@@ -288,12 +289,12 @@ def train(
         step_key = jax.random.wrap_key_data(jnp.asarray(state["key_data"]))
         if is_writer:
             lines = _read_metrics(out / "metrics.jsonl", int(state["step"]))
-            ckpt.atomic_write_text(out / "metrics.jsonl", "".join(f"{x}\n" for x in lines))
+            atomic_write_text(out / "metrics.jsonl", "".join(f"{x}\n" for x in lines))
             if log is not None:
                 log(f"resuming {out} at step {int(state['step'])}/{config.steps}")
     elif is_writer:
         out.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_text(out / "config.json", json.dumps(config_record, indent=2) + "\n")
+        atomic_write_text(out / "config.json", json.dumps(config_record, indent=2) + "\n")
 
     meta_params = jax.tree.map(jnp.asarray, state["meta_params"])
     opt_state = jax.tree.map(jnp.asarray, state["opt_state"])

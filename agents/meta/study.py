@@ -144,7 +144,7 @@ def plot(arms: list[dict[str, Any]]) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vsml_bench.agents.meta.checkpoint import atomic_write_bytes, atomic_write_text
+    from vsml_bench.io import atomic_write_bytes, atomic_write_text
 
     try:
         budgets = [float(b) for b in args.budgets.split(",")]
