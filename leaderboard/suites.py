@@ -25,11 +25,12 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from vsml_bench.data.registry import REGISTRY
 from vsml_bench.envs.registration import DATASET_IDS, env_id
 from vsml_bench.errors import UserError
 
-#: Datasets that ship with the package (no files needed).
-EMBEDDED_DATASETS = frozenset({"digits", "iris", "wine", "breast_cancer", "sum_sign", "random"})
+#: Datasets that ship with the package (no files needed), as the data registry says.
+EMBEDDED_DATASETS = frozenset(name for name, spec in REGISTRY.items() if spec.embedded)
 
 #: Dataset name -> the part of its env ID after ``Online``/``FewShot`` (the inverse of
 #: :data:`vsml_bench.envs.registration.DATASET_IDS`, the one table of registered datasets).
