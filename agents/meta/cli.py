@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truncation", type=int, help="BPTT truncation length (steps)")
     parser.add_argument("--learning-rate", type=float, help="peak Adam learning rate")
     parser.add_argument(
+        "--image-size",
+        type=int,
+        help="resize the training tasks' images to this size (e.g. 14 after a 7x7 warm start)",
+    )
+    parser.add_argument(
         "--polarity",
         action="store_true",
         help="also meta-train on inverted copies of every task (invert_inputs), half the batch",
@@ -110,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps,
         eval_every=args.eval_every,
     )
+    if args.image_size is not None:
+        if args.image_size < 1:
+            raise UserError(f"--image-size must be a positive integer, got {args.image_size}")
+        preset = preset.with_image_size(args.image_size)
     if args.polarity:
         preset = preset.with_polarity()
     if preset.train.steps < 1:
