@@ -114,11 +114,18 @@ def np_conv(p, fwd_in, bwd_in, h, c, micro_ticks, stride, layer_norm):
 
 
 class NumpyVSML:
-    """The public code's tick structure over a stream of (x_t, y_t)."""
+    """The public code's tick structure over a stream of (x_t, y_t).
 
-    def __init__(self, cfg: V.VSMLConfig, params, layers):
+    ``names[(i, reverse)]`` is the Haiku module name of the sub-RNN that layer ``i`` uses in the
+    forward (``reverse=False``) or reverse sweep, written out by hand per test case (see
+    :data:`CASES`): the project's ``rnn_name`` is not consulted, so a layer that picks up the
+    wrong parameter set cannot agree with this model.
+    """
+
+    def __init__(self, cfg: V.VSMLConfig, params, layers, names):
         self.cfg, self.params = cfg, _np(params)
         self.layers = [_np(dict(layer)) for layer in layers]
+        self.names = names
         self.shapes = None
 
     def _tick(self, error, x, reverse):
@@ -131,7 +138,7 @@ class NumpyVSML:
         order = range(len(layers))[::-1] if reverse else range(len(layers))
         for i in order:
             ls = layers[i]
-            p = self.params[cfg.rnn_name(i, reverse)]
+            p = self.params[self.names[(i, reverse)]]
             if isinstance(cfg.layers[i], V.ConvLayer):
                 fo, bo, ls["h"], ls["c"] = np_conv(
                     p,
@@ -215,18 +222,44 @@ def _stream(key, input_shape, n_classes, length):
     return xs, np.asarray(ys)
 
 
+_DEEP = [{"type": "dense", "size": 2}, {"type": "dense"}]
+_CONV_CONV = [
+    {"type": "conv", "channels": 2},
+    {"type": "conv", "channels": 1},
+    {"type": "dense"},
+]
+
+#: case -> (options, input shape, classes, Haiku names). The names, written out by hand as the
+#: public code's Haiku modules are named (``sub_rnn``, ``sub_rnn_1``, ... in creation order:
+#: one per layer with layerwise_params, then the reverse sweep's with separate_backward_rnn),
+#: are ``(forward names per layer, reverse-sweep names per layer)``; None: one shared
+#: ``sub_rnn``.
 CASES = {
-    "default": ({}, (3,), 2),
-    "one_micro_tick": ({"micro_ticks": 1}, (3,), 2),
-    "three_micro_ticks": ({"micro_ticks": 3}, (3,), 2),
-    "feed_label": ({"feed_label": True}, (3,), 3),
-    "layer_norm": ({"layer_norm": True}, (3,), 2),
-    "output_index_0_no_bound": ({"output_index": 0, "tanh_bound": 0.0}, (3,), 2),
-    "deep": ({"layers": [{"type": "dense", "size": 2}, {"type": "dense"}]}, (3,), 2),
-    "deep_backward_pass": (
-        {"backward_pass": True, "layers": [{"type": "dense", "size": 2}, {"type": "dense"}]},
+    "default": ({}, (3,), 2, None),
+    "one_micro_tick": ({"micro_ticks": 1}, (3,), 2, None),
+    "three_micro_ticks": ({"micro_ticks": 3}, (3,), 2, None),
+    "feed_label": ({"feed_label": True}, (3,), 3, None),
+    "layer_norm": ({"layer_norm": True}, (3,), 2, None),
+    "output_index_0_no_bound": ({"output_index": 0, "tanh_bound": 0.0}, (3,), 2, None),
+    "deep": ({"layers": _DEEP}, (3,), 2, None),
+    "deep_backward_pass": ({"backward_pass": True, "layers": _DEEP}, (3,), 2, None),
+    "deep_separate_backward": (
+        {"backward_pass": True, "separate_backward_rnn": True, "layers": _DEEP},
         (3,),
         2,
+        (["sub_rnn", "sub_rnn"], ["sub_rnn_1", "sub_rnn_1"]),
+    ),
+    "deep_layerwise": (
+        {"layerwise_params": True, "layers": _DEEP},
+        (3,),
+        2,
+        (["sub_rnn", "sub_rnn_1"], ["sub_rnn", "sub_rnn_1"]),
+    ),
+    "deep_layerwise_backward_pass": (
+        {"backward_pass": True, "layerwise_params": True, "layers": _DEEP},
+        (3,),
+        2,
+        (["sub_rnn", "sub_rnn_1"], ["sub_rnn", "sub_rnn_1"]),
     ),
     "deep_layerwise_separate_backward": (
         {
@@ -234,12 +267,13 @@ CASES = {
             "separate_backward_rnn": True,
             "layerwise_params": True,
             "feed_label": True,
-            "layers": [{"type": "dense", "size": 2}, {"type": "dense"}],
+            "layers": _DEEP,
         },
         (3,),
         2,
+        (["sub_rnn", "sub_rnn_1"], ["sub_rnn_2", "sub_rnn_3"]),
     ),
-    "conv": ({"layers": [{"type": "conv", "channels": 2}, {"type": "dense"}]}, (4, 4, 1), 2),
+    "conv": ({"layers": [{"type": "conv", "channels": 2}, {"type": "dense"}]}, (4, 4, 1), 2, None),
     "conv_stride2_layer_norm": (
         {
             "layer_norm": True,
@@ -247,22 +281,53 @@ CASES = {
         },
         (5, 5, 2),
         2,
+        None,
+    ),
+    # A conv layer after a conv layer: its backward messages (window sums / k^2) reach the
+    # first conv layer, next tick or (backward_pass) in the same tick's reverse sweep.
+    "conv_conv_dense": ({"layers": _CONV_CONV, "micro_ticks": 1}, (4, 4, 1), 2, None),
+    "conv_conv_dense_backward_pass": (
+        {"layers": _CONV_CONV, "micro_ticks": 1, "backward_pass": True},
+        (4, 4, 1),
+        2,
+        None,
     ),
 }
 
 
+def _names(case: str) -> dict[tuple[int, bool], str]:
+    options, _, _, names = CASES[case]
+    n_layers = len(options.get("layers", [{}]))
+    if names is None:
+        return {(i, reverse): "sub_rnn" for i in range(n_layers) for reverse in (False, True)}
+    forward, backward = names
+    assert len(forward) == len(backward) == n_layers
+    return {
+        **{(i, False): n for i, n in enumerate(forward)},
+        **{(i, True): n for i, n in enumerate(backward)},
+    }
+
+
+def _slow_case(case: str) -> bool:
+    # Conv cases compile for tens of seconds; the conv->conv ones run by default (they alone
+    # use a conv layer's backward messages).
+    return case in ("conv", "conv_stride2_layer_norm")
+
+
 @pytest.mark.parametrize(
     "case",
-    [pytest.param(c, marks=pytest.mark.slow) if c.startswith("conv") else c for c in sorted(CASES)],
+    [pytest.param(c, marks=pytest.mark.slow) if _slow_case(c) else c for c in sorted(CASES)],
 )
 def test_matches_numpy_model_of_public_code(case):
-    options, input_shape, n_classes = CASES[case]
+    options, input_shape, n_classes, _ = CASES[case]
     learner = make("vsml", **options)
     spec = TaskSpec(input_shape, n_classes)
     params = _perturbed_meta_params(learner, spec, jax.random.key(3))
+    # Exactly the modules the public code would create (no more, no fewer).
+    assert set(params) == set(_names(case).values())
     state = learner.init(params, jax.random.key(4), spec)
     xs, ys = _stream(jax.random.key(5), input_shape, n_classes, 4)
-    reference = NumpyVSML(V.make_config(**options), params, state["layers"]).run(
+    reference = NumpyVSML(V.make_config(**options), params, state["layers"], _names(case)).run(
         np.asarray(xs), ys, n_classes
     )
     ours, _ = _run_learner(learner, params, state, xs, ys, n_classes)
@@ -485,6 +550,37 @@ def test_meta_parameters_layout_and_count():
     }
     imported = V.meta_params_from_haiku(haiku)
     assert jax.tree.structure(imported) == jax.tree.structure(params)
+    # Values, not only the tree: every leaf lands where the same Haiku name put it.
+    for a, b in zip(jax.tree.leaves(imported), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # Several modules with distinct values (as a layerwise, separate-backward run saves them):
+    # each value goes to its own module, float32, and non-sub-RNN entries are ignored.
+    rng = np.random.default_rng(0)
+    two = {
+        f"vsml_rnn/~/{module}/~/{part}": {
+            "w": rng.normal(size=shape).astype(np.float64),
+            "b": rng.normal(size=shape[1:]).astype(np.float64),
+        }
+        for module in ("sub_rnn", "sub_rnn_1")
+        for part, shape in (
+            ("custom_lstm/linear", (2 * M + S, 4 * S)),
+            ("linear", (S, M)),
+            ("linear_1", (S, M)),
+        )
+    }
+    two["vsml_rnn/~/other/~/linear"] = {"w": np.zeros(3)}
+    imported = V.meta_params_from_haiku(two)
+    assert set(imported) == {"sub_rnn", "sub_rnn_1"}
+    for name, leaves in two.items():
+        if "sub_rnn" not in name:
+            continue
+        module, _, part = name.removeprefix("vsml_rnn/~/").partition("/~/")
+        node = imported[module]
+        for key in part.split("/"):
+            node = node[key]
+        for leaf in ("w", "b"):
+            assert node[leaf].dtype == jnp.float32
+            np.testing.assert_array_equal(node[leaf], leaves[leaf].astype(np.float32))
     per_layer = make("vsml", layerwise_params=True, layers=[{"type": "dense", "size": 4}, {}])
     assert set(per_layer.meta_init(jax.random.key(0), TaskSpec((3,), 2))) == {
         "sub_rnn",
