@@ -240,7 +240,9 @@ def make(env_id: str, **kwargs: Any) -> tuple[ClassificationEnv, ClassificationP
 
     Raises:
       UnknownEnv: the ID is not registered.
-      InvalidEnvConfig: options no task can satisfy (the message names the limit).
+      InvalidEnvConfig: options no task can satisfy (the message names the limit); options of
+        the wrong type (nothing is coerced: ``"false"`` is not a bool, ``1.5`` or ``True`` not
+        an integer); sizes whose memory would exceed :data:`MAX_BYTES` (with the bytes needed).
       vsml_bench.data.DatasetNotFound: the dataset's files are missing (with the fetch hint).
     """
     try:
