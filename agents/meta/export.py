@@ -87,6 +87,20 @@ def meta_trained_on(config: Mapping[str, Any]) -> list[str]:
     return sorted(datasets)
 
 
+def _curve(steps: list[dict], evals: list[dict]) -> list[dict[str, Any]]:
+    """Every held-out evaluation of the run with the wall and CPU seconds spent by then."""
+    at = {r["step"]: r for r in steps}
+    return [
+        {
+            "step": r["step"],
+            "wall_s": at.get(r["step"], {}).get("wall_s"),
+            "cpu_s": at.get(r["step"], {}).get("cpu_s"),
+            "eval": r["eval"],
+        }
+        for r in evals
+    ]
+
+
 def _read_config(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((run_dir / "config.json").read_text())
@@ -144,6 +158,7 @@ def model_card(
         "exported_step": exported_step,
         "selected_by": selected_by,
         "held_out_eval_at_exported_step": at_step[0]["eval"] if at_step else None,
+        "held_out_curve": _curve(steps, evals),
         "meta_loss_mean_last_50_steps": sum(losses) / len(losses) if losses else None,
         "wall_time_s": float(checkpoint.get("wall_time_s", 0.0)),
         "cpu_time_s": float(checkpoint.get("cpu_time_s", 0.0)),
