@@ -73,3 +73,15 @@ def test_a_run_without_cpu_time_is_a_clear_error(tmp_path, capsys):
     assert "no CPU time" in capsys.readouterr().err
     with pytest.raises(Exception, match="no CPU time"):
         study.read_arm(folder)
+
+
+def test_a_warm_started_arm_is_charged_its_source_run(tmp_path):
+    _write_run(tmp_path / "base", {10: 0.5})
+    _write_run(tmp_path / "next", {2: 0.6})
+    config = json.loads((tmp_path / "next" / "config.json").read_text())
+    config["init_from"] = {"path": "elsewhere/base/best.msgpack", "sha256": "0" * 64}
+    (tmp_path / "next" / "config.json").write_text(json.dumps(config))
+    arms = study.chain_warm_starts([study.read_arm(tmp_path / n) for n in ("base", "next")])
+    assert arms[1]["cpu_min_before"] == 10.0
+    assert arms[1]["curve"][0]["cpu_min"] == 12.0  # its step 2 at 2 CPU-minutes, plus 10
+    assert study.best_within(arms[1], 11.0) is None

@@ -3,7 +3,8 @@
 Each run folder written by ``vsml-bench train`` is one arm of a recipe study. Arms are compared
 on the same held-out families (the preset's ``eval_families``) against the CPU seconds the run
 had used (``cpu_s`` in ``metrics.jsonl``: all threads of the process, compilation included), so
-a run that shared the machine with other work is not penalised for it. For each arm and each
+a run that shared the machine with other work is not penalised for it. A run warm-started
+from another arm's ``best.msgpack`` is charged that arm's CPU time as well. For each arm and each
 budget ``b`` the table reports the best held-out mean accuracy among evaluations made within
 ``b`` CPU-minutes, i.e. what checkpoint selection would have shipped had the run stopped there.
 
@@ -45,6 +46,10 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
         "warmup_steps": train.get("warmup_steps", 0),
         "batch": train.get("n_pairs") if train.get("method") == "es" else train.get("n_tasks"),
         "truncation": train.get("truncation"),
+        "image_size": next(
+            (f["kwargs"]["image_size"] for f in families if "image_size" in f.get("kwargs", {})),
+            None,
+        ),
         "polarity": any(f.get("kwargs", {}).get("invert_inputs") for f in families),
         "init_from": (config.get("init_from") or {}).get("path"),
     }
@@ -86,6 +91,27 @@ def read_arm(run_dir: str | Path) -> dict[str, Any]:
         "wall_min": steps[-1]["wall_s"] / 60,
         "curve": curve,
     }
+
+
+def chain_warm_starts(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Shift each warm-started arm by the CPU time of the arm it started from.
+
+    An arm trained with ``--init-from <run>/best.msgpack`` has spent that run's CPU time
+    too; when ``<run>`` is one of the arms (matched by folder name), its whole CPU time is
+    added to every point of the warm-started arm, so budgets compare total cost.
+    """
+    by_name = {arm["name"]: arm for arm in arms}
+    for arm in arms:
+        source = arm["recipe"].get("init_from")
+        parent = by_name.get(Path(source).parent.name) if source else None
+        if parent is None or parent is arm:
+            continue
+        offset = parent["cpu_min"]
+        arm["cpu_min_before"] = offset
+        arm["cpu_min"] += offset
+        for point in arm["curve"]:
+            point["cpu_min"] += offset
+    return arms
 
 
 def best_within(arm: dict[str, Any], budget_min: float) -> dict[str, Any] | None:
@@ -155,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     for run_dir in args.runs:
         if not Path(run_dir).is_dir():
             raise UserError(f"{run_dir} is not a run folder; pass folders given to `train --out`")
-    arms = [read_arm(r) for r in args.runs]
+    arms = chain_warm_starts([read_arm(r) for r in args.runs])
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; pass a folder")
