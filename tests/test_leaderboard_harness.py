@@ -19,12 +19,17 @@ def tiny_suite(suite_id="offline-v0", tasks=("iris", "sum_sign", "digits")) -> S
 
 
 def test_suites_are_well_formed():
-    assert {"offline-v0", "ood-v0"} <= set(SUITES)
+    assert {"offline-v0", "ood-v0", "fewshot-v0"} <= set(SUITES)
     for suite in SUITES.values():
         assert suite.official
         assert len({t.task_id for t in suite.tasks}) == len(suite.tasks)
         for task in suite.tasks:
-            assert task.n_streams >= 64 and task.stream_length >= 100
+            if task.episodes is not None:  # the published runs: all of them, once each
+                assert task.n_streams == 20
+            elif "FewShot" in task.env_id:
+                assert task.n_streams >= 256
+            else:
+                assert task.n_streams >= 64 and task.stream_length >= 100
     assert [t.dataset for t in SUITES["offline-v0"].tasks] == [
         "digits",
         "iris",

@@ -80,8 +80,8 @@ def test_train_cli_errors_are_one_sentence(tmp_path, capsys):
     assert cli.main(["--preset", "nope", "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err
-        == "vsml-bench train: error: unknown preset 'nope'; choose one of quick, paper-small, paper"
+        err == "vsml-bench train: error: unknown preset 'nope'; choose one of quick, paper-small, "
+        "cpu-1h, cpu-4h, paper"
     )
     assert cli.main(["--preset", "quick", "--out", str(tmp_path / "a"), "--resume"]) == 2
     err = capsys.readouterr().err.strip()
