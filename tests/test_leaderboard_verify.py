@@ -53,7 +53,7 @@ def test_plan_states_the_guarantee_and_uses_fresh_seeds():
 
 @pytest.mark.parametrize("streams_per_task", [[64] * 6, [64] * 7, [3, 50, 7]])
 def test_simulated_forgeries_are_caught_at_the_stated_rate(streams_per_task):
-    """2,000 forgeries, each of ceil(5%) random streams, each checked with a fresh seed
+    """2,000 forgeries, each of ceil(5%) random streams, each checked with its own seed
     through the same sampler verify uses: the catch rate must reach the guarantee."""
     doc = pool_doc(streams_per_task)
     pool = harness.stream_pool(doc)
@@ -63,7 +63,9 @@ def test_simulated_forgeries_are_caught_at_the_stated_rate(streams_per_task):
     trials = 2000
     for _ in range(trials):
         forged = {pool[j] for j in rng.choice(len(pool), the_plan.forged, replace=False)}
-        picks = harness.pick_streams(doc, the_plan.n_streams, verify.fresh_seed())
+        # Seeds from the test's own generator, not the OS: the test gives the same numbers
+        # every run (fresh seeds are checked above).
+        picks = harness.pick_streams(doc, the_plan.n_streams, int(rng.integers(2**63)))
         drawn = {(t, i) for t, ids in picks.items() for i in ids}
         assert len(drawn) == the_plan.n_streams
         caught += bool(drawn & forged)
