@@ -53,14 +53,14 @@ def test_plan_states_the_guarantee_and_uses_fresh_seeds():
 
 @pytest.mark.parametrize("streams_per_task", [[64] * 6, [64] * 7, [3, 50, 7]])
 def test_simulated_forgeries_are_caught_at_the_stated_rate(streams_per_task):
-    """2,000 forgeries, each of ceil(5%) random streams, each checked with its own seed
+    """10,000 forgeries, each of ceil(5%) random streams, each checked with its own seed
     through the same sampler verify uses: the catch rate must reach the guarantee."""
     doc = pool_doc(streams_per_task)
     pool = harness.stream_pool(doc)
     the_plan = verify.plan(doc, None, None)
     rng = np.random.default_rng(0)
     caught = 0
-    trials = 2000
+    trials = 10_000
     for _ in range(trials):
         forged = {pool[j] for j in rng.choice(len(pool), the_plan.forged, replace=False)}
         # Seeds from the test's own generator, not the OS: the test gives the same numbers
