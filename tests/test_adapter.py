@@ -39,6 +39,7 @@ class RecordingLearner:
         self.last = y
 
 
+@pytest.mark.slow
 def test_sklearn_sgd_through_the_gymnasium_env_learns() -> None:
     result = run_episodes(
         "vsml_bench/OnlineDigits-v0",

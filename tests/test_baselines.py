@@ -120,6 +120,7 @@ def test_first_adam_step_equals_hand_computed() -> None:
     assert int(state.opt_state[0].count) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sgd", "adam_hidden", "hebbian", "fast_weights", "nearest_mean"])
 def test_unlabelled_step_learns_nothing(name: str) -> None:
     """prev_label == n_classes ("none", e.g. a few-shot query) leaves the learned state as is."""
@@ -225,6 +226,7 @@ def test_transformer_cache_size_does_not_change_results_within_context() -> None
 # --- determinism, shapes, meta-gradients --------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LEARNERS))
 def test_deterministic_given_key(name: str) -> None:
     learner = LEARNERS[name]

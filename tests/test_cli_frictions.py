@@ -63,6 +63,7 @@ def test_leaderboard_refuses_a_results_dir_that_is_not_a_folder(tmp_path, capsys
     assert not out.exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_leaderboard_writes_under_out_in_the_current_directory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["leaderboard"]) == 0

@@ -223,6 +223,7 @@ def test_prev_label_is_the_previous_true_label_online():
         assert truncated == (t == 29)
 
 
+@pytest.mark.slow
 def test_few_shot_support_then_queries_with_withheld_labels():
     n_way, k, q = 4, 3, 2
     env, params = make(FEW_DIGITS, n_way=n_way, k_shot=k, n_query=q)
@@ -550,6 +551,7 @@ def test_rollout_equals_stepping_by_hand():
     assert not bool(out.scored[:, :12].any()) and bool(out.scored[:, 12:].all())
 
 
+@pytest.mark.slow
 def test_rollout_discrete_uses_argmax_and_is_differentiable_in_logits_mode():
     learner = online_logistic_regression()
     env, discrete = make(DIGITS, stream_length=20)

@@ -141,6 +141,7 @@ def test_pickled_vector_env_continues_the_same_streams():
 # ----------------------------------------------------------------- spaces, dtypes, spec
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("env_id", "kind", "dataset"),
     [row for row in all_env_ids() if row[2] in EMBEDDED],

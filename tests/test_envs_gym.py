@@ -115,6 +115,7 @@ def test_check_env_embedded(env_id, kind, dataset):
         _quiet_check(env.unwrapped, skip_render_check=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("env_id", "kind", "dataset"),
     [row for row in all_env_ids() if row[2] not in EMBEDDED],
@@ -143,6 +144,7 @@ def _actions(rng, n, c, logits):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id", [DIGITS, FEW_DIGITS])
 @pytest.mark.parametrize("action_type", ["discrete", "logits"])
 def test_oop_env_agrees_with_the_functional_core(env_id, action_type):
@@ -169,6 +171,7 @@ def test_oop_env_agrees_with_the_functional_core(env_id, action_type):
         env.step(actions[0])
 
 
+@pytest.mark.slow
 def test_oop_seeding_key_option_and_pinned_task():
     env = gym.make(DIGITS, stream_length=10, projection=True).unwrapped
     env.reset(seed=3)
@@ -244,6 +247,7 @@ def test_spec_is_json_provenance():
 # ------------------------------------------------------------------------------ vector env
 
 
+@pytest.mark.slow
 def test_make_vec_is_native_batched_and_agrees_with_the_core():
     n, length = 5, 6
     venv = gym.make_vec(DIGITS, num_envs=n, stream_length=length, action_type="logits")

@@ -60,6 +60,7 @@ def check_printed_as_commented(code: str, out: str) -> None:
             assert got == want.strip()
 
 
+@pytest.mark.slow
 def test_readme_tour_runs_as_written_without_data_files():
     embedded = tour_blocks()[0]
     assert "FashionMNIST" not in embedded  # the first block needs no files
@@ -87,6 +88,7 @@ def test_every_example_is_tested():
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
 
 
+@pytest.mark.slow
 def test_01_gym_env():
     out = run_example("01_gym_env.py")
     line = next(x for x in out.splitlines() if x.startswith("nearest-mean accuracy"))

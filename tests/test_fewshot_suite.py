@@ -91,6 +91,7 @@ def _runs_task(n_streams: int = N_RUNS) -> suites.Task:
     )
 
 
+@pytest.mark.slow
 def test_fixed_episodes_run_the_published_runs_one_per_stream(runs_zip):
     data_dir, true_class, _ = runs_zip
     task = _runs_task()

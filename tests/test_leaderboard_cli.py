@@ -46,6 +46,7 @@ def test_submit_rejects_with_one_sentence(tmp_path, capsys):
     assert "cannot read results file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_and_verify_commands(tmp_path, capsys):
     out = tmp_path / "r.json"
     args = ["evaluate", "--learner", "nearest_mean", "--suite", "offline-v0", "--out", str(out)]

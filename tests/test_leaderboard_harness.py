@@ -116,6 +116,7 @@ def test_resume_after_interruption_gives_the_same_file(tmp_path):
     assert [t["raw"] for t in doc["tasks"]] == [t["raw"] for t in full["tasks"]]
 
 
+@pytest.mark.slow
 def test_python_learner_path_matches_the_jitted_rollout():
     jax_learner = agents.make("sgd")
     py_learner = dataclasses.replace(jax_learner, config={**jax_learner.config, "python": True})
@@ -167,6 +168,7 @@ def test_python_learner_runs_through_the_gymnasium_env(tmp_path):
     assert all(r["agree"] for r in records)  # seeded from the same per-stream keys
 
 
+@pytest.mark.slow
 def test_learner_from_a_meta_parameter_file(tmp_path):
     import hashlib
 

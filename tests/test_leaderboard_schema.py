@@ -230,6 +230,7 @@ def test_resubmitting_the_same_learner_replaces_its_entry_and_keeps_history(tmp_
     assert len(history) == 1 and history[0].read_text() == old_text
 
 
+@pytest.mark.slow
 def test_a_name_belongs_to_one_learner_on_the_whole_board(tmp_path):
     results = tmp_path / "results"
     schema.submit(write(tmp_path, make_doc(name="adam", spec="adam")), results)
@@ -407,6 +408,7 @@ def test_submit_refuses_special_files_without_reading_them(tmp_path):
 COMMITTED = sorted((Path(schema.RESULTS_DIR)).glob("*.json"))
 
 
+@pytest.mark.slow
 def test_the_committed_board_is_consistent():
     assert len(COMMITTED) >= 20
     entries, problems = schema.load_entries()
@@ -640,6 +642,7 @@ def _fuzz_submit_and_verify(root, n_examples):
 CHANCE_OFFLINE = schema.RESULTS_DIR / "chance__offline-v0__6cb09fe72a.json"
 
 
+@pytest.mark.slow
 def test_fuzz_submit_and_verify_with_hostile_files(tmp_path):
     seen = _fuzz_submit_and_verify(tmp_path, FUZZ_QUICK)
     assert seen["rejected"] > FUZZ_QUICK // 2

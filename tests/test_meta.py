@@ -59,6 +59,7 @@ def test_es_matches_analytic_gradient_in_expectation():
     assert cosine > 0.99
 
 
+@pytest.mark.slow
 def test_es_rank_shaping_points_downhill():
     centre = jnp.array([1.0, -2.0, 0.5, 3.0])
     params = {"theta": jnp.zeros(4)}
@@ -82,6 +83,7 @@ def test_centered_ranks():
     np.testing.assert_allclose(ranks, [0.25, -0.5, 0.5, -0.25, 0.0])
 
 
+@pytest.mark.slow
 def test_antithetic_pairs_share_their_task_and_pairs_differ():
     # The loss depends on the task key only: a pair that shared its task has f⁺ == f⁻.
     def loss_fn(params, key, data):
@@ -176,6 +178,7 @@ def test_truncation_keeps_the_forward_pass():
 # --- checkpoints and the loop -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip(tmp_path):
     params = TOY_LEARNER.meta_init(jax.random.key(0), SPEC)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(0.1))

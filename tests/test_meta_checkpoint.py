@@ -81,6 +81,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_run_files_have_a_checksum_and_a_previous_checkpoint(run_dir):
     data = (run_dir / "checkpoint.msgpack").read_bytes()
     assert ckpt.CHECKSUM_KEY.encode() in data

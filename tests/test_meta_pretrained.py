@@ -77,6 +77,7 @@ def test_shipped_vsml_loads_and_runs():
     assert jax.tree.structure(fresh) == jax.tree.structure(meta_params)
 
 
+@pytest.mark.slow
 def test_shipped_vsml_learns_fashion_mnist_online():
     """Real data: the MNIST-trained VSML learns unseen Fashion-MNIST, full 28x28, above chance."""
     if not os.environ.get("VSML_BENCH_DATA"):

@@ -13,6 +13,7 @@ from vsml_bench.agents.meta.loop import TrainConfig
 from vsml_bench.errors import UserError
 
 
+@pytest.mark.slow
 def test_invert_inputs_negates_every_observation_of_the_same_stream():
     _, plain = envs.make("vsml_bench/OnlineDigits-v0", stream_length=20)
     _, inverted = envs.make("vsml_bench/OnlineDigits-v0", stream_length=20, invert_inputs=True)
@@ -57,6 +58,7 @@ def test_polarity_doubles_the_families_with_inverted_copies():
     assert preset.with_polarity() == preset  # idempotent
 
 
+@pytest.mark.slow
 def test_warm_start_records_its_source_and_cpu_time(tmp_path):
     first = tmp_path / "first"
     args = [

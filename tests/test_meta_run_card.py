@@ -37,6 +37,7 @@ def _interrupting(evaluate, at_call: int):
     return wrapped
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_the_last_finished_step_and_resume_says_where(tmp_path):
     objective, evaluate = toy_objective(), toy_evaluate()
     whole = train(

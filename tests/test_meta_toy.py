@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vsml_bench.agents.meta.objective import Objective, TaskGroup
 from vsml_bench.protocol import Learner, TaskSpec
@@ -99,6 +100,7 @@ def toy_evaluate(learner=TOY_LEARNER):
     return evaluate
 
 
+@pytest.mark.slow
 def test_toy_learner_learns_online():
     meta_params = TOY_LEARNER.meta_init(jax.random.key(0), SPEC)
     meta_params["log_lr"] = jnp.asarray(0.0)

@@ -49,6 +49,7 @@ def shipped(tmp_path, monkeypatch):
     return meta_params
 
 
+@pytest.mark.slow
 def test_sets_are_looked_up_per_learner(shipped):
     assert pretrained.names() == pretrained.names("vsml") == ["mnist"]
     assert pretrained.names("meta_rnn") == ["toy"]
@@ -117,6 +118,7 @@ def _fixed(name: str, spec: TaskSpec) -> Learner:
     return dataclasses.replace(learner, meta_params=learner.meta_init(jax.random.key(0), spec))
 
 
+@pytest.mark.slow
 def test_fixed_size_learners_declare_their_spec_and_the_others_do_not():
     for name in FIXED_SIZE:
         assert _fixed(name, TaskSpec((49,), 7)).fixed_spec == TaskSpec((49,), 7), name
@@ -145,6 +147,7 @@ def test_plans():
         adaptation.plan(digits, image, TaskSpec((64,), 5))
 
 
+@pytest.mark.slow
 def test_resize_feeds_what_image_size_would_have():
     """Adapting 8x8 digits to 4x4 meta-parameters = running the task built with image_size=4."""
     learner = _fixed("meta_rnn", TaskSpec((16,), 10))
@@ -192,6 +195,7 @@ def test_fewer_classes_use_the_first_outputs_and_map_no_label():
     assert int(seen[-1]["prev_label"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", FIXED_SIZE)
 def test_rollout_adapts_every_fixed_size_learner(name):
     learner = _fixed(name, TaskSpec((16,), 10))
@@ -207,6 +211,7 @@ def test_rollout_adapts_every_fixed_size_learner(name):
     assert not np.allclose(np.asarray(out.logits), np.asarray(other.logits))
 
 
+@pytest.mark.slow
 def test_harness_records_the_adaptation_and_size_agnostic_learners_run_unchanged(tmp_path):
     suite = suites.get_suite("offline-v0").subset(["digits", "iris"]).resized(2, 10)
     learner = _fixed("meta_rnn", TaskSpec((16,), 10))

@@ -378,6 +378,7 @@ def test_micro_ticks_repeat_the_cell_with_fixed_messages():
     assert not np.allclose(np.asarray(once[0]), np.asarray(fused[0]))
 
 
+@pytest.mark.slow
 def test_backward_pass_and_feed_label_change_what_the_cells_see():
     spec = TaskSpec((3,), 2)
     deep = [{"type": "dense", "size": 2}, {"type": "dense"}]
@@ -398,6 +399,7 @@ def test_backward_pass_and_feed_label_change_what_the_cells_see():
         assert not np.allclose(results[name][1:], results["plain"][1:], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_no_label_means_zero_error():
     """Few-shot: prev_label == n_classes gives the same step whatever the previous logits."""
     learner = make("vsml")
@@ -417,6 +419,7 @@ def test_no_label_means_zero_error():
     assert not np.allclose(np.asarray(c), np.asarray(d))
 
 
+@pytest.mark.slow
 def test_permuting_inputs_with_their_state_rows_gives_the_same_logits():
     learner = make("vsml")
     spec = TaskSpec((6,), 4)
@@ -487,6 +490,7 @@ def test_one_meta_parameter_set_runs_on_any_size_and_class_count():
         assert logits.shape == (3, n_classes) and bool(jnp.isfinite(logits).all())
 
 
+@pytest.mark.slow
 def test_real_mnist_runs_with_the_digits_meta_parameters():
     if not os.environ.get("VSML_BENCH_DATA"):
         pytest.skip("VSML_BENCH_DATA is unset: the real MNIST files are not reachable here")
@@ -503,6 +507,7 @@ def test_real_mnist_runs_with_the_digits_meta_parameters():
     assert logits.shape == (5, 10) and bool(jnp.isfinite(logits).all())
 
 
+@pytest.mark.slow
 def test_deterministic_given_key():
     learner = make("vsml")
     spec = TaskSpec((64,), 10)
@@ -520,6 +525,7 @@ def test_deterministic_given_key():
     assert not np.allclose(np.asarray(a), np.asarray(c))
 
 
+@pytest.mark.slow
 def test_no_nan_or_inf_over_a_2000_step_digits_stream():
     learner = make("vsml")
     spec = TaskSpec((64,), 10)

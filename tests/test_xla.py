@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vsml_bench import agents, xla
 from vsml_bench.protocol import TaskSpec
@@ -17,6 +18,7 @@ def test_cpu_option_and_xla_flags_override(monkeypatch) -> None:
     assert xla.compiler_options() == {}
 
 
+@pytest.mark.slow
 def test_jit_computes_the_same_vsml_steps() -> None:
     learner = agents.make("vsml")
     spec = TaskSpec((12,), 3)
