@@ -137,10 +137,11 @@ def check_spec_registered(spec: str) -> None:
     name, shipped, _ = parse_spec(spec)
     if name not in learner_names():
         raise IdentityError(f"names learner {name!r}, which is not registered")
-    if shipped is not None and shipped not in pretrained.names():
+    sets = pretrained.names(name) if shipped is not None else []
+    if shipped is not None and shipped not in sets:
         raise IdentityError(
             f"names shipped meta-parameters {shipped!r}, which this package does not ship "
-            f"(shipped: {', '.join(pretrained.names()) or 'none'})"
+            f"for {name} (shipped: {', '.join(sets) or 'none'})"
         )
 
 

@@ -652,3 +652,12 @@ def test_fuzz_submit_and_verify_with_hostile_files(tmp_path):
 def test_fuzz_submit_and_verify_with_1000_hostile_files(tmp_path):
     seen = _fuzz_submit_and_verify(tmp_path, FUZZ_FULL)
     assert seen["examples"] >= 1000 and seen["rejected"] > 0.8 * seen["examples"]
+
+
+def test_a_shipped_set_belongs_to_its_learner():
+    from vsml_bench.leaderboard import identity
+
+    identity.check_spec_registered("vsml:mnist")
+    # meta_rnn ships no set called mnist, even though vsml does.
+    with pytest.raises(identity.IdentityError, match="does not ship for meta_rnn"):
+        identity.check_spec_registered("meta_rnn:mnist")

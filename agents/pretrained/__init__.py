@@ -68,9 +68,6 @@ def names(learner: str = DEFAULT_LEARNER) -> list[str]:
     return sorted(set_name for owner, set_name in _index() if owner == learner)
 
 
-available = names  # the spelling the VSML learner's error message looks for
-
-
 def shipped() -> dict[str, list[str]]:
     """``learner -> [set, ...]`` for every shipped set."""
     out: dict[str, list[str]] = {}
