@@ -313,3 +313,15 @@ def test_save_refuses_a_state_that_uses_the_checksum_key(tmp_path):
     with pytest.raises(ValueError, match="__sha256__"):
         ckpt.save(tmp_path / "c.msgpack", {"__sha256__": np.zeros(1)})
     assert not (tmp_path / "c.msgpack").exists()
+
+
+def test_read_state_checks_the_checksum_without_a_target(tmp_path):
+    path = tmp_path / "checkpoint.msgpack"
+    ckpt.save(path, {"step": np.int64(3), "meta_params": {"w": np.arange(4, dtype=np.float32)}})
+    state = ckpt.read_state(path)
+    assert int(state["step"]) == 3 and set(state) == {"step", "meta_params"}
+    data = bytearray(path.read_bytes())
+    data[data.index(np.arange(4, dtype=np.float32).tobytes())] ^= 1  # one flipped bit
+    path.write_bytes(bytes(data))
+    with pytest.raises(ckpt.CorruptCheckpoint, match="sha256"):
+        ckpt.read_state(path)

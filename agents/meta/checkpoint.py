@@ -203,8 +203,8 @@ def _check_tree(restored: PyTree, target: PyTree) -> str | None:
     return None
 
 
-def _diagnose(path: Path, target: PyTree) -> tuple[PyTree | None, str | None]:
-    """``(state, None)`` for a good checkpoint at ``path``, else ``(None, why it is not)``."""
+def _restore(path: Path) -> tuple[Any, str | None]:
+    """``(state dict, None)`` of the msgpack at ``path``, checksum checked, else ``(None, why)``."""
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -215,12 +215,20 @@ def _diagnose(path: Path, target: PyTree) -> tuple[PyTree | None, str | None]:
         restored = serialization.msgpack_restore(data)
     except Exception:  # msgpack and flax raise many unrelated types on foreign bytes
         return None, "it is not a msgpack checkpoint (truncated or damaged)"
-    if isinstance(target, Mapping) and not isinstance(restored, dict):
-        return None, "it does not hold a checkpoint (a different tree)"
     if isinstance(restored, dict):
         why = _check_checksum(data, restored)
         if why is not None:
             return None, why
+    return restored, None
+
+
+def _diagnose(path: Path, target: PyTree) -> tuple[PyTree | None, str | None]:
+    """``(state, None)`` for a good checkpoint at ``path``, else ``(None, why it is not)``."""
+    restored, why = _restore(path)
+    if why is not None:
+        return None, why
+    if isinstance(target, Mapping) and not isinstance(restored, dict):
+        return None, "it does not hold a checkpoint (a different tree)"
     host_target = to_host(target)
     extra = _extra_key(restored, serialization.to_state_dict(host_target))
     if extra is not None:  # from_state_dict would ignore it (e.g. a damaged checksum key)
@@ -272,6 +280,22 @@ def load(path: str | os.PathLike, target: PyTree) -> PyTree:
         path,
         alternative,
     )
+
+
+def read_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The state dict of a checkpoint written by :func:`save`, checksum checked, for readers
+    that have no target tree (e.g. export: leaves are NumPy arrays, keys as saved).
+
+    Raises:
+      CorruptCheckpoint: the file is unreadable, empty, not a msgpack dict or fails its checksum.
+    """
+    path = Path(path)
+    restored, why = _restore(path)
+    if why is None and not isinstance(restored, dict):
+        why = "it does not hold a checkpoint (a different tree)"
+    if why is not None:
+        raise CorruptCheckpoint(f"checkpoint {path} cannot be used: {why}", path)
+    return restored
 
 
 def read_json(path: str | os.PathLike, what: str = "run configuration") -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 
 from flax import serialization
 
+from vsml_bench.agents.meta import checkpoint as ckpt
 from vsml_bench.agents.meta.plot import read_metrics
 from vsml_bench.errors import UserError
 from vsml_bench.io import atomic_write_bytes, atomic_write_text
@@ -120,17 +121,20 @@ def model_card(
     datasets: list[str] | None = None,
     notes: str = "",
     extra: Mapping[str, Any] | None = None,
+    checkpoint: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The model card of meta-parameters ``data`` (their bytes; None: not final yet) of a run.
+
+    ``checkpoint`` is the run's checkpoint state when the caller has read it already.
 
     Facts that need the run's progress (steps, held-out score, times) are filled in from its
     checkpoint and metrics when those exist.
     """
     run_dir = Path(run_dir)
     config = _read_config(run_dir)
-    checkpoint: dict[str, Any] = {}
-    if (run_dir / "checkpoint.msgpack").is_file():
-        checkpoint = serialization.msgpack_restore((run_dir / "checkpoint.msgpack").read_bytes())
+    if checkpoint is None and (run_dir / "checkpoint.msgpack").is_file():
+        checkpoint = ckpt.read_state(run_dir / "checkpoint.msgpack")
+    checkpoint = checkpoint or {}
     steps, evals = [], []
     if (run_dir / "metrics.jsonl").is_file():
         with contextlib.suppress(UserError):  # raised when no step has finished yet
@@ -184,9 +188,9 @@ def write_run_card(run_dir: str | Path, *, final: bool) -> dict[str, Any]:
     run_dir = Path(run_dir)
     best_file = run_dir / RUN_META_PARAMS
     data = best_file.read_bytes() if final and best_file.is_file() else None
-    step = None
+    step, checkpoint = None, None
     if data is not None and (run_dir / "checkpoint.msgpack").is_file():
-        checkpoint = serialization.msgpack_restore((run_dir / "checkpoint.msgpack").read_bytes())
+        checkpoint = ckpt.read_state(run_dir / "checkpoint.msgpack")
         step = int(checkpoint["best"]["step"])
     card = model_card(
         run_dir,
@@ -195,6 +199,7 @@ def write_run_card(run_dir: str | Path, *, final: bool) -> dict[str, Any]:
         exported_step=step,
         selected_by="best held-out eval_mean",
         extra={"meta_params_file": RUN_META_PARAMS},
+        checkpoint=checkpoint,
     )
     atomic_write_text(run_dir / RUN_CARD, json.dumps(card, indent=2) + "\n")
     return card
@@ -214,7 +219,7 @@ def export(
     ``datasets`` overrides ``meta_trained_on`` (default: :func:`meta_trained_on` of the run).
     """
     run_dir, stem = Path(run_dir), Path(stem)
-    checkpoint = serialization.msgpack_restore((run_dir / "checkpoint.msgpack").read_bytes())
+    checkpoint = ckpt.read_state(run_dir / "checkpoint.msgpack")
     if latest:
         exported_step = int(checkpoint["step"])
         data = serialization.msgpack_serialize(checkpoint["meta_params"])
@@ -230,6 +235,7 @@ def export(
         datasets=datasets,
         notes=notes,
         extra=extra,
+        checkpoint=checkpoint,
     )
     atomic_write_bytes(stem.with_suffix(".msgpack"), data)
     atomic_write_text(stem.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
