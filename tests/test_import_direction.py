@@ -1,4 +1,4 @@
-"""Imports run one way: data ← envs ← agents ← agents.meta ← leaderboard ← the CLI.
+"""Imports run one way: data ← envs ← agents ← agents.meta ← leaderboard ← experiments ← the CLI.
 
 Every module of the installed packages is parsed (``ast``, nothing is imported) and each of its
 imports is given the layer of the module it names. A module may import its own layer and the
@@ -46,6 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("agents", ("vsml_bench.agents",)),
     ("meta", ("vsml_bench.agents.meta",)),
     ("leaderboard", ("vsml_bench.leaderboard",)),
+    ("experiments", ("vsml_bench.experiments",)),
     # The public API (``vsml_bench`` itself) and the command-line front ends.
     ("app", ("vsml_bench", "vsml_bench.cli", "vsml_bench.__main__", "vsml_bench.demo")),
 )

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("vsml_bench.leaderboard.cli_submit", "validate a results file and add it"),
     "verify": ("vsml_bench.leaderboard.cli_verify", "re-run streams of a results file"),
     "leaderboard": ("vsml_bench.leaderboard.cli_render", "render the leaderboard table and page"),
+    "experiment": ("vsml_bench.experiments.cli", "reproduce one of the VSML paper's experiments"),
 }
 
 
