@@ -171,6 +171,7 @@ def adapt(learner: Learner, adaptation: Adaptation | None) -> Learner:
         step=step,
         config={**dict(learner.config), "adaptation": adaptation.to_json()},
         task_spec_of=None,
+        unroll=None,  # the learner's own unroll would see the task's inputs, not the adapted ones
     )
 
 

@@ -165,21 +165,45 @@ def _run(
     learner, _ = adaptation.adapt_to_task(learner, meta_params, env_params, spec, adaptation_seed)
     use_logits = env_params.action_type == "logits"
 
+    def act(logits: jax.Array) -> jax.Array:
+        return logits if use_logits else jnp.argmax(logits).astype(jnp.int32)
+
     def one_stream(i: jax.Array) -> Rollout:
         env_key, learner_key = stream_keys(key, i)
         obs, env_state = start(i, env_key)
-        learner_state = learner.init(meta_params, learner_key, spec)
+        steps = jnp.arange(env_params.stream_length)
+        if learner.unroll is None:
+            learner_state = learner.init(meta_params, learner_key, spec)
+            predictions = None
+        else:
+            # An observation never depends on earlier predictions: read the whole stream with
+            # placeholder actions, let the learner predict every step at once, then replay the
+            # stream below so that the env scores those predictions exactly as it scores steps.
+            placeholder = act(jnp.zeros((spec.n_classes,), jnp.float32))
 
-        def tick(carry, _):
+            def observe(carry, _):
+                obs, env_state = carry
+                next_obs, env_state, *_ = env.step(env_key, env_state, placeholder, env_params)
+                return (next_obs, env_state), obs
+
+            _, observations = jax.lax.scan(observe, (obs, env_state), steps)
+            predictions = learner.unroll(meta_params, learner_key, spec, observations)
+            learner_state = None
+
+        def tick(carry, t):
             obs, env_state, learner_state = carry
-            learner_state, logits = learner.step(meta_params, learner_state, obs)
-            action = logits if use_logits else jnp.argmax(logits).astype(jnp.int32)
-            obs, env_state, reward, _, _, info = env.step(env_key, env_state, action, env_params)
+            if predictions is None:
+                learner_state, logits = learner.step(meta_params, learner_state, obs)
+            else:
+                logits = predictions[t]
+            obs, env_state, reward, _, _, info = env.step(
+                env_key, env_state, act(logits), env_params
+            )
             out = (logits, reward, info["label"], info["scored"], info["correct"])
             return (obs, env_state, learner_state), out
 
         _, (logits, rewards, labels, scored, correct) = jax.lax.scan(
-            tick, (obs, env_state, learner_state), None, length=env_params.stream_length
+            tick, (obs, env_state, learner_state), steps
         )
         return Rollout(logits, rewards, labels, scored, correct)
 

@@ -223,6 +223,28 @@ def test_transformer_cache_size_does_not_change_results_within_context() -> None
     assert not np.allclose(a[-1], b[-1])
 
 
+@pytest.mark.parametrize("context", [8, 40])
+def test_transformer_unroll_equals_stepping(context: int) -> None:
+    """The whole-stream forward ``rollout`` uses gives the step-by-step logits and scores,
+    within the context (full causal attention) and past it (the last ``context`` steps)."""
+    import dataclasses
+
+    from vsml_bench import envs
+    from vsml_bench.envs import rollout
+
+    env, env_params = envs.make("vsml_bench/OnlineDigits-v0", stream_length=20, n_classes=4)
+    parallel = transformer.transformer(context=context, d_model=16, n_heads=2)
+    stepped = dataclasses.replace(parallel, unroll=None)
+    spec = env.task_spec(env_params)
+    meta_params = parallel.meta_init(jax.random.key(0), spec)
+    a = rollout(env_params, parallel, meta_params, jax.random.key(3), 3)
+    b = rollout(env_params, stepped, meta_params, jax.random.key(3), 3)
+    np.testing.assert_allclose(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.rewards, b.rewards, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.correct, b.correct)
+
+
 # --- determinism, shapes, meta-gradients --------------------------------------------------------
 
 

@@ -69,6 +69,12 @@ class Learner:
         meta-parameters were built for (read off their array shapes; a flat ``input_shape``).
         ``vsml_bench.envs.rollout`` and the harness adapt a task of another shape to it
         (:mod:`vsml_bench.envs.adaptation`). None: one meta-parameter set runs on any shape.
+      unroll: optional ``(meta_params, key, spec, observations) -> logits[T, C]``: ``init`` with
+        ``key`` then ``step`` through one stream's observations (stacked on a leading time
+        axis), computed all at once. Possible because an observation never depends on earlier
+        predictions; learners whose steps run in parallel over time (a Transformer) give it so
+        that ``rollout`` and meta-training run a stream as one batched forward. It must give the
+        same logits as stepping.
     """
 
     name: str
@@ -81,6 +87,9 @@ class Learner:
     meta_trained_on: tuple[str, ...] = ()
     meta_params: PyTree | None = field(default=None, compare=False, repr=False)
     task_spec_of: Callable[[PyTree], TaskSpec] | None = field(
+        default=None, compare=False, repr=False
+    )
+    unroll: Callable[[PyTree, jax.Array, TaskSpec, Observation], jax.Array] | None = field(
         default=None, compare=False, repr=False
     )
 

@@ -58,7 +58,8 @@ def truncate_learner(learner: Learner, truncation: int) -> Learner:
         state, logits = learner.step(meta_params, state, obs)
         return (t + 1, state), logits
 
-    return dataclasses.replace(learner, init=init, step=step)
+    # A whole-stream unroll has no state to cut: truncated runs step through the stream.
+    return dataclasses.replace(learner, init=init, step=step, unroll=None)
 
 
 def bptt_optimizer(
