@@ -153,6 +153,7 @@ def model_card(
         "data": {
             "train_families": config.get("families"),
             "eval_families": config.get("eval_families"),
+            "eval_streams": config.get("eval_streams"),
             "note": "checkpoint selection used only the held-out families listed here",
         },
         "command": config.get("command"),
