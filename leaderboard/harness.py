@@ -12,8 +12,10 @@ any single stream can be re-run later (:func:`rerun_streams`, ``vsml-bench verif
 Per stream we keep the correctness of every scored prediction and the online cross-entropy
 :math:`\\frac1T\\sum_t -\\log\\mathrm{softmax}(z_t)_{y_t}` (a non-finite prediction counts as
 :math:`-\\log 10^{-8}`, the env's penalty). A task whose dataset files are absent is recorded
-as "not run: data missing". After every task the partial document is written atomically to
-``<out>.partial``; re-running the same command resumes after the last finished task.
+as "not run: data missing"; one with more classes than a fixed-size learner's meta-parameters
+output, as "not run: learner supports at most C classes". After every task the partial
+document is written atomically to ``<out>.partial``; re-running the same command resumes after
+the last finished task.
 
 Fixed-size learners (``learner.task_spec_of``: a Meta-RNN or Transformer meta-trained on one
 input size) are fed each task through the seeded transform of
@@ -472,22 +474,31 @@ def run_python_episodes(
     return _scores_from_logits(np.array(all_logits), np.array(all_labels), np.array(all_scored))
 
 
+class TaskNotApplicable(UserError):
+    """A task with more classes than a fixed-size learner's meta-parameters have outputs."""
+
+    def __init__(self, message: str, max_classes: int) -> None:
+        super().__init__(message)
+        self.max_classes = max_classes
+
+
 def task_adaptation(learner: Any, task: Task, meta_params: Any, data_dir: Any = None) -> Any:
     """The :class:`~vsml_bench.envs.adaptation.Adaptation` the rollout will apply, or None.
 
-    Raises a :class:`UserError` naming the task when it cannot be adapted (too many classes).
+    Raises :class:`TaskNotApplicable` (naming the task and the learner's ``max_classes``) when
+    the task has more classes than the learner outputs; :func:`evaluate` records that as the
+    task's status (:func:`schema.too_many_classes`) instead of failing the run.
     """
     from vsml_bench.envs import adaptation
 
     if learner.task_spec_of is None or is_python_learner(learner):
         return None
     env, env_params = _make_env(task, data_dir)
+    learner_spec = learner.task_spec_of(meta_params)
     try:
-        return adaptation.plan(
-            env_params, env.task_spec(env_params), learner.task_spec_of(meta_params)
-        )
+        return adaptation.plan(env_params, env.task_spec(env_params), learner_spec)
     except adaptation.AdaptationError as error:
-        raise UserError(f"task {task.task_id}: {error}") from None
+        raise TaskNotApplicable(f"task {task.task_id}: {error}", learner_spec.n_classes) from None
 
 
 def task_available(task: Task, data_dir: Any = None) -> bool:
@@ -532,7 +543,7 @@ def _load_partial(path: Path, header: Mapping[str, Any]) -> dict[str, dict[str, 
         done: dict[str, dict[str, Any]] = {}
         for task in doc.get("tasks", []):
             if task["status"] != "ok":
-                done[task["task_id"]] = {"status": schema.MISSING}
+                done[task["task_id"]] = {"status": task["status"]}
                 continue
             correct, ce = metrics.decode_task_raw(task["raw"])
             done[task["task_id"]] = {
@@ -605,7 +616,18 @@ def evaluate(
         else:
             t0 = time.perf_counter()
             meta_params = _task_meta_params(learner, task, data_dir)
-            adapted = task_adaptation(learner, task, meta_params, data_dir)
+            try:
+                adapted = task_adaptation(learner, task, meta_params, data_dir)
+            except TaskNotApplicable as error:
+                # Recorded, shown on the board, and it makes the entry incomplete: never a
+                # silent drop, never a crash of the whole run.
+                status = schema.too_many_classes(error.max_classes)
+                done[task.task_id] = {"status": status}
+                if on_task:
+                    on_task(task, status)
+                if partial is not None:
+                    atomic_write_text(partial, schema.dump_results(document()))
+                continue
             correct, ce = run_task(learner, task, meta_params, data_dir=data_dir)
             done[task.task_id] = {
                 "correct": correct,

@@ -23,6 +23,9 @@ Across tasks (Agarwal et al. 2021, "Deep RL at the Edge of the Statistical Preci
   (the mean of the middle 50% after sorting), robust to outlier tasks and more efficient than
   the median;
 * :func:`stratified_bootstrap_iqm`: its 95% CI, resampling streams *within* each task;
+* :func:`stratified_bootstrap_gap`: a learner's in-distribution score, its OOD score and
+  the OOD gap (in − OOD), each group summarised by the IQM of its pooled streams or the mean
+  of its per-task means, with CIs from one stratified bootstrap;
 * :func:`probability_of_improvement`: :math:`P(X > Y) = \\frac1K\\sum_k P(X_k > Y_k)` over the
   K tasks both entries ran, each term the Mann-Whitney statistic over their streams (ties 1/2);
 * :func:`tied_ranks`: rank = 1 + number of entries that are *significantly* better, i.e. whose
@@ -236,6 +239,84 @@ def stratified_bootstrap_iqm(
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [tail, 1.0 - tail])
     return Estimate(iqm(np.concatenate([np.ravel(s) for s in per_task])), float(low), float(high))
+
+
+#: Statistics :func:`stratified_bootstrap_gap` can summarise a group of tasks with.
+GROUP_STATISTICS = ("iqm", "mean")
+
+
+def _group_statistic(per_task: Sequence[np.ndarray], statistic: str) -> float:
+    if statistic == "iqm":
+        return iqm(np.concatenate([np.ravel(s) for s in per_task]))
+    return float(np.mean([np.mean(s) for s in per_task]))
+
+
+def _resampled_group(
+    per_task: Sequence[np.ndarray], statistic: str, rng: np.random.Generator, n_boot: int
+) -> np.ndarray:
+    """``[n_boot]`` values of the group statistic, streams resampled within each task."""
+    parts = []
+    for scores in per_task:
+        scores = np.asarray(scores, dtype=np.float64)
+        parts.append(scores[rng.integers(0, len(scores), size=(n_boot, len(scores)))])
+    if statistic == "iqm":
+        return _iqm_rows(np.concatenate(parts, axis=1))
+    return np.mean([part.mean(axis=1) for part in parts], axis=0)
+
+
+def stratified_bootstrap_group(
+    per_task: Sequence[np.ndarray],
+    label: str,
+    statistic: str = "mean",
+    n_boot: int = N_BOOTSTRAP,
+    confidence: float = CONFIDENCE,
+) -> Estimate:
+    """One group's score (``statistic`` as in :func:`stratified_bootstrap_gap`) with its CI."""
+    if statistic not in GROUP_STATISTICS:
+        raise ValueError(f"statistic must be one of {GROUP_STATISTICS}, not {statistic!r}")
+    if not per_task:
+        raise ValueError("need at least one task")
+    boot = _resampled_group(per_task, statistic, stable_seed("group", statistic, label), n_boot)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [tail, 1.0 - tail])
+    return Estimate(_group_statistic(per_task, statistic), float(low), float(high))
+
+
+def stratified_bootstrap_gap(
+    in_distribution: Sequence[np.ndarray],
+    ood: Sequence[np.ndarray],
+    label: str = "ood_gap",
+    statistic: str = "iqm",
+    n_boot: int = N_BOOTSTRAP,
+    confidence: float = CONFIDENCE,
+) -> tuple[Estimate, Estimate, Estimate]:
+    """In-distribution score, OOD score and the OOD gap (in − OOD), with stratified CIs.
+
+    Each argument is a list of per-task arrays of per-stream scores. A group of tasks is
+    summarised by ``statistic``: ``"iqm"``, the IQM of its pooled streams (as the headline), or
+    ``"mean"``, :math:`\\frac1K\\sum_k \\bar s_k`, the mean over its K tasks of their mean
+    score (every dataset weighs the same). The gap is
+    :math:`g = S(\\text{in}) - S(\\text{ood})`. One bootstrap serves all three: each resample
+    draws every task's streams with replacement (stratified by task) and recomputes both
+    groups, so the gap's CI accounts for both groups' noise. Positive ``g``: the learner does
+    worse outside its meta-training distribution.
+    """
+    if statistic not in GROUP_STATISTICS:
+        raise ValueError(f"statistic must be one of {GROUP_STATISTICS}, not {statistic!r}")
+    if not in_distribution or not ood:
+        raise ValueError("need at least one in-distribution and one OOD task")
+    rng = stable_seed("gap", statistic, label)
+    boot_in = _resampled_group(in_distribution, statistic, rng, n_boot)
+    boot_ood = _resampled_group(ood, statistic, rng, n_boot)
+    tail = (1.0 - confidence) / 2.0
+    point_in = _group_statistic(in_distribution, statistic)
+    point_ood = _group_statistic(ood, statistic)
+    out = []
+    for point, boot in ((point_in, boot_in), (point_ood, boot_ood), (point_in - point_ood, None)):
+        samples = boot_in - boot_ood if boot is None else boot
+        low, high = np.quantile(samples, [tail, 1.0 - tail])
+        out.append(Estimate(float(point), float(low), float(high)))
+    return out[0], out[1], out[2]
 
 
 def _prob_greater(x: np.ndarray, y: np.ndarray) -> float:

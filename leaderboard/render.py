@@ -14,6 +14,7 @@ import hashlib
 import html
 import itertools
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -45,6 +46,25 @@ PALETTE = (
 )
 
 
+@dataclass(frozen=True)
+class Split:
+    """An entry's IQM on a set of tasks ("inside") and on the rest ("outside"), and the gap.
+
+    For an entry meta-trained on some of the suite's datasets, ``tasks`` are its
+    in-distribution tasks, ``outside`` is its headline and ``gap`` its OOD gap (from the
+    results file's summary). For a zero-shot entry (``reference`` True), ``tasks`` are the
+    in-distribution tasks of the suite's meta-trained entries: the same split of *its* scores
+    shows how much harder the other tasks are for a learner that saw none of them, which is
+    what a meta-trained entry's gap has to be read against.
+    """
+
+    tasks: tuple[str, ...]
+    inside: metrics.Estimate
+    outside: metrics.Estimate
+    gap: metrics.Estimate
+    reference: bool = False
+
+
 @dataclass
 class Row:
     """One entry of one suite's table."""
@@ -66,6 +86,10 @@ class Row:
     complete: bool = True
     #: Heading of the group of entries this row is ranked within.
     group: str = ""
+    #: In-distribution vs OOD (or, for zero-shot entries, the reference split); None if none.
+    split: Split | None = None
+    #: Names of the meta-trained entries of the same learner that take this entry's place.
+    superseded_by: tuple[str, ...] = ()
 
 
 def _estimate(obj: Mapping[str, float] | None) -> metrics.Estimate | None:
@@ -78,8 +102,41 @@ def _suite_task_ids(suite_id: str, group: Sequence[Mapping[str, Any]]) -> list[s
     return sorted({t["task_id"] for entry in group for t in entry["tasks"]})
 
 
+#: Heading of the unranked group of entries superseded by meta-trained ones.
+SUPERSEDED = (
+    "reference, not ranked: default meta-parameters (not meta-trained), superseded by a "
+    "meta-trained entry of the same learner"
+)
+
+
+def learner_of(entry: Mapping[str, Any]) -> str:
+    """The registered learner an entry's spec names (``meta_rnn`` of ``meta_rnn:mnist``)."""
+    return str(entry["learner"]["spec"]).partition(":")[0]
+
+
+def superseding(group: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]]:
+    """Per entry, the names of the entries that supersede it (empty: it is ranked).
+
+    An entry without meta-parameters of its own (``meta_params_sha256`` null: the learner's
+    untrained ``meta_init`` or hand-set defaults) is superseded on a suite once an entry of
+    the same learner *with* meta-parameters (shipped or a parameter file) is on that suite:
+    the board then ranks the trained learner and keeps the default one as a reference.
+    Learners without meta-parameters (SGD, kNN...) never have such an entry.
+    """
+    trained: dict[str, list[str]] = {}
+    for entry in group:
+        if entry["learner"]["meta_params_sha256"] is not None:
+            trained.setdefault(learner_of(entry), []).append(entry["learner"]["name"])
+    return [
+        tuple(sorted(trained.get(learner_of(entry), ())))
+        if entry["learner"]["meta_params_sha256"] is None
+        else ()
+        for entry in group
+    ]
+
+
 def _group_of(
-    suite_id: str, entry: Mapping[str, Any], suite_tasks: Sequence[str]
+    suite_id: str, entry: Mapping[str, Any], suite_tasks: Sequence[str], superseded: bool = False
 ) -> tuple[tuple[Any, ...], str, bool, bool]:
     """``(sort key, heading, zero_shot, complete)`` of the group an entry is ranked in.
 
@@ -88,6 +145,7 @@ def _group_of(
     any of its datasets is not zero-shot and is ranked in a separate group (after every
     zero-shot group), and an entry that did not run every task is ranked with entries that ran
     exactly the same tasks, after every complete entry (missing tasks never lift a rank).
+    ``superseded`` entries (:func:`superseding`) form one unranked group after all others.
     """
     suite = SUITES.get(suite_id)
     datasets = (
@@ -99,6 +157,8 @@ def _group_of(
     ran = tuple(t["task_id"] for t in entry["tasks"] if t["status"] == "ok")
     missing = [t for t in suite_tasks if t not in ran]
     complete = not missing
+    if superseded:
+        return (2, (), False, 0, ()), SUPERSEDED, not seen, complete
     heading = "zero-shot" if not seen else f"not zero-shot (meta-trained on {', '.join(seen)})"
     if complete:
         heading += f", all {len(suite_tasks)} tasks"
@@ -106,8 +166,38 @@ def _group_of(
         heading += (
             f", incomplete: {len(ran)} of {len(suite_tasks)} tasks (not run: {', '.join(missing)})"
         )
-    key = (bool(seen), tuple(seen), not complete, -len(ran), ran)
+    key = (int(bool(seen)), tuple(seen), not complete, -len(ran), ran)
     return key, heading, not seen, complete
+
+
+def _own_split(entry: Mapping[str, Any]) -> Split | None:
+    """In-distribution vs OOD of an entry's own summary (v2; see :func:`schema.upgrade`)."""
+    summary = entry["summary"]
+    if summary.get("ood_gap") is None:
+        return None
+    tasks = tuple(
+        t["task_id"] for t in entry["tasks"] if t["status"] == "ok" and t["distribution"] != "ood"
+    )
+    return Split(
+        tasks,
+        _estimate(summary["in_distribution"]),
+        _estimate(summary["headline"]),
+        _estimate(summary["ood_gap"]),
+    )
+
+
+def _reference_split(
+    name: str, tasks: tuple[str, ...], scores: Mapping[str, np.ndarray]
+) -> Split | None:
+    """The split of a zero-shot entry's ``scores`` at ``tasks`` (None unless both sides ran)."""
+    inside = [scores[t] for t in tasks if t in scores]
+    outside = [v for t, v in scores.items() if t not in tasks]
+    if not inside or not outside:
+        return None
+    est_in, est_out, gap = metrics.stratified_bootstrap_gap(
+        inside, outside, label=f"reference:{name}:{','.join(tasks)}"
+    )
+    return Split(tasks, est_in, est_out, gap, reference=True)
 
 
 def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
@@ -115,7 +205,10 @@ def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
 
     Ranks (tied, :func:`metrics.tied_ranks`) and P(better than the next row) are computed
     within a group only. Entries without any OOD task run have no headline, no rank, and come
-    last in their group.
+    last in their group; superseded entries (:func:`superseding`) are not ranked at all.
+    Each row carries its :class:`Split`: its own in-distribution vs OOD, or, for a zero-shot
+    entry when the suite's meta-trained entries share one set of in-distribution tasks, the
+    reference split at those tasks.
     """
     by_suite: dict[str, list[Mapping[str, Any]]] = {}
     for entry in entries:
@@ -124,8 +217,11 @@ def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
     for suite_id, group in sorted(by_suite.items()):
         suite_tasks = _suite_task_ids(suite_id, group)
         rows, scores, keys = [], [], []
-        for entry in group:
-            key, heading, zero_shot, complete = _group_of(suite_id, entry, suite_tasks)
+        superseded_by = superseding(group)
+        for entry, beaten_by in zip(group, superseded_by, strict=True):
+            key, heading, zero_shot, complete = _group_of(
+                suite_id, entry, suite_tasks, superseded=bool(beaten_by)
+            )
             rows.append(
                 Row(
                     rank=None,
@@ -141,14 +237,26 @@ def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
                     zero_shot=zero_shot,
                     complete=complete,
                     group=heading,
+                    split=_own_split(entry),
+                    superseded_by=beaten_by,
                 )
             )
             scores.append(schema.stream_accuracies(entry))
             keys.append(key)
+        # The in-distribution task sets of the meta-trained entries; with exactly one, every
+        # zero-shot entry gets the same split of its own scores as a reference.
+        in_sets = {row.split.tasks for row in rows if row.split is not None}
+        if len(in_sets) == 1:
+            (reference,) = in_sets
+            for row, row_scores in zip(rows, scores, strict=True):
+                if row.zero_shot:
+                    row.split = _reference_split(row.name, reference, row_scores)
         ordered: list[int] = []
         for key in sorted(set(keys)):
             members = [i for i in range(len(rows)) if keys[i] == key]
-            ranked = [i for i in members if rows[i].headline is not None]
+            ranked = [
+                i for i in members if rows[i].headline is not None and not rows[i].superseded_by
+            ]
             ranks = metrics.tied_ranks([rows[i].headline for i in ranked])
             for i, rank in zip(ranked, ranks, strict=True):
                 rows[i].rank = rank
@@ -161,7 +269,7 @@ def rank_entries(entries: Sequence[Mapping[str, Any]]) -> dict[str, list[Row]]:
                 ),
             )
             for a, b in itertools.pairwise(order):
-                if rows[a].headline is None or rows[b].headline is None:
+                if rows[a].rank is None or rows[b].rank is None:
                     continue
                 rows[a].p_better_than_next = metrics.probability_of_improvement(
                     _ood_scores(rows[a], scores[a]), _ood_scores(rows[b], scores[b])
@@ -193,6 +301,48 @@ def _task_ids(suite_id: str, rows: Sequence[Row]) -> list[str]:
 
 def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _not_run(task: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``(cell text, full status)`` of a task that did not run (or is absent from the entry)."""
+    if task is None:
+        return "n/a", "not run"
+    limit = schema.max_classes_of(task["status"])
+    if limit is not None:
+        return f"≤{limit} classes", task["status"]
+    return "n/a", task["status"]
+
+
+def _in_dist_text(split: Split | None) -> str:
+    """The in-distribution IQM of an entry's own split ("–" for none or a reference split)."""
+    return "–" if split is None or split.reference else _fmt(split.inside.value)
+
+
+def _gap_text(split: Split | None) -> str:
+    """``+0.131 [+0.120, +0.142]``; a reference split: ``ref. +0.041 (mnist vs rest)``."""
+    if split is None:
+        return "–"
+    gap = split.gap
+    if split.reference:
+        return f"ref. {gap.value:+.3f} ({', '.join(split.tasks)} vs rest)"
+    return f"{gap.value:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]"
+
+
+#: The legend of the in-distribution and OOD gap columns (Markdown and HTML).
+GAP_LEGEND = (
+    "**In-dist IQM** = IQM over the tasks whose dataset the learner was meta-trained on (its "
+    "`meta_trained_on`, e.g. mnist in ood-v0 for a learner meta-trained on MNIST train: the "
+    "test split, never seen, of the meta-training dataset). **OOD gap** = in-dist IQM minus "
+    "the headline, with a 95% stratified-bootstrap CI; positive = worse outside the "
+    "meta-training distribution. An entry with no in-distribution task in the suite has no "
+    "gap (–). The gap also measures how much harder the OOD tasks are, so read it against "
+    "`ref.`: for a zero-shot entry, when the suite's meta-trained entries share one set of "
+    "in-distribution tasks, the same split of its own scores (those tasks vs the rest). "
+    "`≤C classes` = not run: the learner's meta-parameters output at most C classes (the "
+    "entry counts as incomplete). Entries without meta-parameters of their own (untrained or "
+    "hand-set defaults) of a learner that has a meta-trained entry on the suite are listed "
+    "as a reference, unranked."
+)
 
 
 # --- Markdown -----------------------------------------------------------------------------
@@ -229,6 +379,8 @@ def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str
         "and are equally zero-shot: an entry meta-trained on any dataset of the suite is ranked in",
         "a separate group, and an incomplete entry after every complete one.",
         "",
+        textwrap.fill(GAP_LEGEND, 95, break_long_words=False, break_on_hyphens=False),
+        "",
     ]
     tables = rank_entries(entries)
     if not tables:
@@ -248,7 +400,8 @@ def render_markdown(entries: Sequence[Mapping[str, Any]], problems: Sequence[str
 
 
 def _markdown_table(task_ids: Sequence[str], rows: Sequence[Row]) -> list[str]:
-    header = ["Rank", "Learner", "Headline IQM (OOD)", "95% CI", "P(>next)", "All-task IQM"]
+    header = ["Rank", "Learner", "Headline IQM (OOD)", "95% CI", "In-dist IQM", "OOD gap [95% CI]"]
+    header += ["P(>next)", "All-task IQM"]
     header += [md_escape(t) for t in task_ids] + ["Meta-trained on"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
     for row in rows:
@@ -257,13 +410,15 @@ def _markdown_table(task_ids: Sequence[str], rows: Sequence[Row]) -> list[str]:
             md_escape(row.name),
             _fmt(row.headline.value if row.headline else None),
             f"[{_fmt(row.headline.low)}, {_fmt(row.headline.high)}]" if row.headline else "–",
+            _in_dist_text(row.split),
+            md_escape(_gap_text(row.split)),
             _fmt(row.p_better_than_next, 2),
             _fmt(row.all_tasks.value if row.all_tasks else None),
         ]
         for task_id in task_ids:
             task = row.tasks.get(task_id)
             if task is None or task["status"] != "ok":
-                cells.append("n/a")
+                cells.append(md_escape(_not_run(task)[0]))
                 continue
             value = _fmt(task["metrics"]["accuracy"]["value"])
             cells.append(f"*{value}*" if task["distribution"] != "ood" else value)
@@ -356,10 +511,73 @@ def _suite_section(suite_id: str, rows: Sequence[Row]) -> str:
     )
     plots = "".join(_curve_plot(t, rows) for t in task_ids)
     return (
-        f"<h2>{_e(suite_id)}</h2>{tables}"
+        f"<h2>{_e(suite_id)}</h2>{tables}{_split_bars(suite_id, rows)}"
         f"<h3>Learning curves: accuracy against position in the stream ({_e(suite_id)})</h3>"
         f'{_legend(rows)}<div class="curves">{plots}</div>'
         f"{_details(task_ids, rows)}{_improvement_matrix(rows)}"
+    )
+
+
+def _split_value(split: Split | None, part: str) -> str:
+    """Sort key of a split column: own splits by value, reference and missing ones last."""
+    if split is None or split.reference:
+        return "-9"
+    return f"{getattr(split, part).value:.6f}"
+
+
+def _split_bars(suite_id: str, rows: Sequence[Row]) -> str:
+    """Inline SVG: per entry, its in-distribution (or reference) and OOD IQM with 95% CIs."""
+    shown = [row for row in rows if row.split is not None]
+    if not shown:
+        return ""
+    label_w, plot_w, right, row_h, top = 230, 360, 150, 30, 22
+    height = top + row_h * len(shown) + 24
+
+    def px(v: float) -> float:
+        return label_w + plot_w * min(max(v, 0.0), 1.0)
+
+    parts = [
+        f'<svg width="{label_w + plot_w + right}" height="{height}" role="img" '
+        f'aria-label="in-distribution vs OOD accuracy, {_e(suite_id)}">'
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        parts.append(
+            f'<line x1="{px(tick):.1f}" y1="{top - 4}" x2="{px(tick):.1f}" '
+            f'y2="{height - 20}" stroke="#eee"/>'
+            f'<text x="{px(tick):.1f}" y="{height - 6}" font-size="10" '
+            f'text-anchor="middle">{tick:.2f}</text>'
+        )
+    parts.append(
+        f'<text x="{label_w}" y="12" font-size="11">orange: in-distribution tasks '
+        "(pale: the same tasks, reference for a zero-shot entry); blue: OOD tasks</text>"
+    )
+    for i, row in enumerate(shown):
+        split = row.split
+        y = top + i * row_h
+        parts.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" font-size="11" '
+            f'text-anchor="end">{_e(row.name[:36])}</text>'
+        )
+        inside_opacity = "0.45" if split.reference else "1"
+        for est, color, dy, opacity, what in (
+            (split.inside, "#ff7f0e", 2, inside_opacity, ", ".join(split.tasks)),
+            (split.outside, "#1f77b4", 14, "1", "the other tasks" if split.reference else "OOD"),
+        ):
+            tip = f"{row.name}: {what} {est.value:.3f} [{est.low:.3f}, {est.high:.3f}]"
+            parts.append(
+                f'<rect x="{label_w}" y="{y + dy}" width="{px(est.value) - label_w:.1f}" '
+                f'height="10" fill="{color}" fill-opacity="{opacity}"><title>{_e(tip)}</title>'
+                f'</rect><line x1="{px(est.low):.1f}" y1="{y + dy + 5}" x2="{px(est.high):.1f}" '
+                f'y2="{y + dy + 5}" stroke="#000" stroke-width="1.2"/>'
+            )
+        parts.append(
+            f'<text x="{label_w + plot_w + 8}" y="{y + 14}" font-size="11">'
+            f"{_e(_gap_text(split))}</text>"
+        )
+    parts.append("</svg>")
+    return (
+        f"<h3>In-distribution vs OOD ({_e(suite_id)}): IQM of per-stream mean online accuracy, "
+        f"95% CIs; right: the OOD gap</h3><figure>{''.join(parts)}</figure>"
     )
 
 
@@ -369,6 +587,8 @@ def _html_table(suite_id: str, task_ids: Sequence[str], rows: Sequence[Row]) -> 
         '<th class="name" data-sort="text">Learner</th>',
         '<th data-sort="num">Headline IQM (OOD)</th>',
         "<th>95% CI</th>",
+        '<th data-sort="num">In-dist IQM</th>',
+        '<th data-sort="num">OOD gap [95% CI]</th>',
         '<th data-sort="num">P(&gt;next)</th>',
         '<th data-sort="num">All-task IQM</th>',
     ]
@@ -390,6 +610,8 @@ def _html_table(suite_id: str, task_ids: Sequence[str], rows: Sequence[Row]) -> 
                 else "–"
             )
             + "</td>",
+            f'<td data-value="{_split_value(row.split, "inside")}">{_in_dist_text(row.split)}</td>',
+            f'<td data-value="{_split_value(row.split, "gap")}">{_e(_gap_text(row.split))}</td>',
             f'<td data-value="{row.p_better_than_next if row.p_better_than_next is not None else -1}">'
             f"{_fmt(row.p_better_than_next, 2)}</td>",
             f'<td data-value="{row.all_tasks.value if row.all_tasks else -1:.6f}">'
@@ -398,8 +620,10 @@ def _html_table(suite_id: str, task_ids: Sequence[str], rows: Sequence[Row]) -> 
         for task_id in task_ids:
             task = row.tasks.get(task_id)
             if task is None or task["status"] != "ok":
-                label = "not run: data missing" if task is not None else "not run"
-                cells.append(f'<td class="missing" data-value="-1" title="{_e(label)}">n/a</td>')
+                text, label = _not_run(task)
+                cells.append(
+                    f'<td class="missing" data-value="-1" title="{_e(label)}">{_e(text)}</td>'
+                )
                 continue
             acc = task["metrics"]["accuracy"]
             cls = ' class="indist"' if task["distribution"] != "ood" else ""
@@ -463,7 +687,7 @@ def _details(task_ids: Sequence[str], rows: Sequence[Row]) -> str:
 
 def _improvement_matrix(rows: Sequence[Row]) -> str:
     """P(row learner > column learner) on their shared OOD tasks (Agarwal et al. 2021)."""
-    ranked = [r for r in rows if r.headline is not None]
+    ranked = [r for r in rows if r.rank is not None]
     if len(ranked) < 2:
         return ""
     scores = [
@@ -489,6 +713,13 @@ def _improvement_matrix(rows: Sequence[Row]) -> str:
     )
 
 
+def _markdown_inline(text: str) -> str:
+    """A legend written in Markdown (``**bold**``, ``code``) as escaped HTML."""
+    out = _e(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+
+
 def _template(name: str) -> str:
     return resources.files("vsml_bench.leaderboard").joinpath(f"templates/{name}").read_text()
 
@@ -499,6 +730,7 @@ def render_html(entries: Sequence[Mapping[str, Any]], problems: Sequence[str] = 
     sections = [_suite_section(s, rows) for s, rows in tables.items()]
     if not sections:
         sections = ["<p>No entries yet.</p>"]
+    sections.insert(0, f'<p class="note">{_markdown_inline(GAP_LEGEND)}</p>')
     if problems:
         sections.append(
             "<h2>Rejected files</h2><ul>" + "".join(f"<li>{_e(p)}</li>" for p in problems) + "</ul>"

@@ -1,9 +1,17 @@
 """The results file: its JSON Schema, strict parsing, semantic checks, aggregates, and storage.
 
-A results file (``schemas/results-v1.json``) holds one learner's raw per-stream scores on one
+A results file (``schemas/results-v2.json``) holds one learner's raw per-stream scores on one
 suite, its provenance, and aggregates. Aggregates are never trusted: :func:`validate_results`
-recomputes every one of them from the raw scores (:func:`aggregate`) and rejects a file whose
-stored numbers differ, with one sentence naming the first disagreement.
+recomputes every one of them from the raw scores (:func:`summary`, :func:`task_aggregates`)
+and rejects a file whose stored numbers differ, with one sentence naming the first
+disagreement.
+
+Versions. v2 adds the task status "not run: learner supports at most C classes" (a
+fixed-size learner on a task with more classes, :func:`too_many_classes`) and, to the summary,
+the in-distribution IQM and the OOD gap (in-distribution IQM minus the headline). v1 files
+still validate (against ``schemas/results-v1.json``) and :func:`read_results` returns them
+upgraded in memory (:func:`upgrade`: v1 statuses are v2 statuses; the summary is recomputed
+from the raw scores); the file on disk is left as it is.
 
 Hostile input is expected (the submit command takes files from strangers): the size is capped
 before parsing, NaN/Infinity, duplicate keys and absurd nesting are rejected, the schema bounds
@@ -33,10 +41,13 @@ from vsml_bench.leaderboard import identity, metrics
 from vsml_bench.leaderboard.suites import EMBEDDED_DATASETS, SUITES
 
 FORMAT = "vsml-bench/results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this package validates; older ones are upgraded in memory (:func:`upgrade`).
+READABLE_VERSIONS = (1, 2)
 #: Larger files are refused before parsing (64 streams x 11 tasks x 500 steps is ~100 kB).
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MISSING = "not run: data missing"
+_TOO_MANY_CLASSES = re.compile(r"not run: learner supports at most ([1-9][0-9]{0,5}) classes")
 #: Stored aggregates are rounded to 6 decimals; allow for the rounding of both sides.
 TOLERANCE = 2.5e-6
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -48,11 +59,22 @@ class ResultsError(UserError):
     """A results file that is unreadable, malformed, or whose numbers do not add up."""
 
 
+def too_many_classes(max_classes: int) -> str:
+    """The status of a task with more classes than the learner's ``max_classes`` outputs."""
+    return f"not run: learner supports at most {int(max_classes)} classes"
+
+
+def max_classes_of(status: str) -> int | None:
+    """``C`` of a :func:`too_many_classes` status; None for any other status."""
+    match = _TOO_MANY_CLASSES.fullmatch(status)
+    return None if match is None else int(match.group(1))
+
+
 @cache
-def load_schema() -> dict[str, Any]:
-    """The results JSON Schema shipped in the package."""
-    text = resources.files("vsml_bench.leaderboard").joinpath("schemas/results-v1.json").read_text()
-    return json.loads(text)
+def load_schema(version: int = SCHEMA_VERSION) -> dict[str, Any]:
+    """The results JSON Schema of ``version`` shipped in the package."""
+    path = f"schemas/results-v{int(version)}.json"
+    return json.loads(resources.files("vsml_bench.leaderboard").joinpath(path).read_text())
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -131,8 +153,11 @@ def read_bounded(path: str | os.PathLike[str], what: str = "results file") -> by
 
 
 def read_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read, parse and fully validate a results file; raises :class:`ResultsError`."""
-    return validate_results(parse_results(read_bounded(path)))
+    """Read, parse and fully validate a results file, upgraded to the current version.
+
+    Raises :class:`ResultsError`.
+    """
+    return upgrade(validate_results(parse_results(read_bounded(path))))
 
 
 def _short(text: str, limit: int = 160) -> str:
@@ -163,27 +188,43 @@ def task_aggregates(task_id: str, correct: np.ndarray, ce: np.ndarray) -> dict[s
     }
 
 
-def summary(tasks: list[Mapping[str, Any]], decoded: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """Headline (IQM over OOD tasks) and all-task IQM, with stratified-bootstrap CIs.
+def summary(
+    tasks: list[Mapping[str, Any]],
+    decoded: Mapping[str, np.ndarray],
+    version: int = SCHEMA_VERSION,
+) -> dict[str, Any]:
+    """Headline (IQM over OOD tasks), all-task IQM and (v2) the OOD gap, with stratified CIs.
 
-    ``decoded`` maps task_id -> per-stream accuracies of the tasks that ran.
+    ``decoded`` maps task_id -> per-stream accuracies of the tasks that ran. From v2 on:
+    ``in_distribution``, the IQM over the in-distribution tasks that ran (None without any),
+    and ``ood_gap`` = ``in_distribution - headline`` with the CI of
+    :func:`metrics.stratified_bootstrap_gap` (None unless both groups ran).
     """
     ran = [t for t in tasks if t["status"] == "ok"]
     ood = [t for t in ran if t["distribution"] == "ood"]
+    in_dist = [t for t in ran if t["distribution"] != "ood"]
+
+    def scores(group: list[Mapping[str, Any]]) -> list[np.ndarray]:
+        return [decoded[t["task_id"]] for t in group]
 
     def iqm_of(group: list[Mapping[str, Any]], label: str) -> dict[str, float] | None:
         if not group:
             return None
-        scores = [decoded[t["task_id"]] for t in group]
-        return metrics.stratified_bootstrap_iqm(scores, label=label).to_json()
+        return metrics.stratified_bootstrap_iqm(scores(group), label=label).to_json()
 
-    return {
+    out: dict[str, Any] = {
         "headline": iqm_of(ood, "headline"),
         "all_tasks": iqm_of(ran, "all_tasks"),
         "n_tasks_run": len(ran),
         "n_ood_tasks_run": len(ood),
         "n_tasks_missing": len(tasks) - len(ran),
     }
+    if version >= 2:
+        gap = None
+        if in_dist and ood:
+            gap = metrics.stratified_bootstrap_gap(scores(in_dist), scores(ood))[2].to_json()
+        out.update(in_distribution=iqm_of(in_dist, "in_distribution"), ood_gap=gap)
+    return out
 
 
 def stream_accuracies(doc: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -200,7 +241,7 @@ def stream_accuracies(doc: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 @cache
-def _validator() -> Any:
+def _validator(version: int = SCHEMA_VERSION) -> Any:
     """A Draft 2020-12 validator whose ``integer`` is a JSON integer, not any whole number.
 
     The standard's ``integer`` accepts ``64.0`` (and Python's ``True``); results files must say
@@ -213,13 +254,20 @@ def _validator() -> Any:
 
     checker = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", is_integer)
     strict = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=checker)
-    return strict(load_schema())
+    return strict(load_schema(version))
 
 
-def _schema_errors(doc: Any) -> str | None:
+def version_of(doc: Any) -> int:
+    """The readable schema version ``doc`` declares, else the current one (to report against)."""
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    readable = type(version) is int and version in READABLE_VERSIONS
+    return version if readable else SCHEMA_VERSION
+
+
+def _schema_errors(doc: Any, version: int) -> str | None:
     import jsonschema
 
-    validator = _validator()
+    validator = _validator(version)
     error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
     if error is None:
         return None
@@ -311,16 +359,21 @@ def _compare(stored: Any, expected: Any, where: str) -> None:
 def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, Any]:
     """Validate a parsed results document; return it unchanged or raise :class:`ResultsError`.
 
-    Checks, in order: the JSON Schema (JSON integers only where integers belong); printable,
+    Checks, in order: the JSON Schema of the version the file declares (JSON integers only
+    where integers belong; v1 files are checked as v1, see :func:`upgrade`); printable,
     valid Unicode in every string; the learner's name and spec rules (:mod:`identity`); the suite (known ID, matching fingerprint and task
     definitions for official suites; ``require_official`` refuses resized runs); unique task
     IDs; the in-distribution/OOD marking against ``learner.meta_trained_on``; "data missing"
-    only for file-backed datasets; the raw scores (decodable, one row per stream, one bit per
+    only for file-backed datasets, "learner supports at most C classes" only for tasks with
+    more than C classes; the raw scores (decodable, one row per stream, one bit per
     example); and finally every stored aggregate against its recomputation.
     """
-    problem = _schema_errors(doc)
+    version = version_of(doc)
+    problem = _schema_errors(doc, version)
     if problem is not None:
-        raise ResultsError(f"results file does not match the results-v1 schema at {problem}")
+        raise ResultsError(
+            f"results file does not match the results-v{version} schema at {problem}"
+        )
     _check_text(doc)
     check_learner_block(doc["learner"])
     _bounded_json(doc["learner"]["config"], "learner.config")
@@ -380,10 +433,17 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
                 f"meta_trained_on makes it {want}"
             )
         if task["status"] != "ok":
-            if task["dataset"] in EMBEDDED_DATASETS:
+            limit = max_classes_of(task["status"])
+            if limit is None and task["dataset"] in EMBEDDED_DATASETS:
                 raise ResultsError(
                     f"results file says data is missing for {where}, but {task['dataset']} "
                     "ships with the package"
+                )
+            n_classes = suite.task(task["task_id"]).n_classes
+            if limit is not None and n_classes is not None and n_classes <= limit:
+                raise ResultsError(
+                    f"results file says {where} was not run because the learner supports at "
+                    f"most {limit} classes, but the task has only {n_classes}"
                 )
             continue
         try:
@@ -413,8 +473,24 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
         _compare(task["metrics"], expected_aggs["metrics"], f"{where}.metrics")
         _compare(task["curve"], expected_aggs["curve"], f"{where}.curve")
         decoded[task["task_id"]] = correct.mean(axis=1)
-    _compare(doc["summary"], summary(doc["tasks"], decoded), "summary")
+    _compare(doc["summary"], summary(doc["tasks"], decoded, version), "summary")
     return doc
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A *validated* document in the current version's form; current ones come back as they are.
+
+    v1 -> v2: every v1 status is a v2 status, so only the summary changes; it is recomputed
+    from the raw scores (adding ``in_distribution`` and ``ood_gap``). The result validates
+    as v2.
+    """
+    if doc["schema_version"] == SCHEMA_VERSION:
+        return doc
+    return {
+        **doc,
+        "schema_version": SCHEMA_VERSION,
+        "summary": summary(doc["tasks"], stream_accuracies(doc)),
+    }
 
 
 # --- storage ------------------------------------------------------------------------------
@@ -488,12 +564,35 @@ def check_declared_learner(
             f"but {learner_block['spec']} declares {declared}; evaluate without "
             "--meta-trained-on, or ship a model card that declares the data"
         )
+    problem = class_limit_problem(doc, learner)
+    if problem is not None:
+        raise ResultsError(f"results file says {problem}")
     sha = None if learner.meta_params is None else harness.meta_params_sha256(learner.meta_params)
     if learner_block["meta_params_sha256"] != sha:
         raise ResultsError(
             f"results file's learner.meta_params_sha256 is {learner_block['meta_params_sha256']} "
             f"but the meta-parameters of {learner_block['spec']} hash to {sha}"
         )
+
+
+def class_limit_problem(doc: Mapping[str, Any], learner: Any) -> str | None:
+    """Why a task's "at most C classes" status is false for ``learner``, or None if all hold.
+
+    Only a learner whose meta-parameters fix its number of outputs (``learner.fixed_spec``)
+    can skip a task for that reason, and ``C`` must be that number: otherwise the status
+    would hide a task the learner could have run.
+    """
+    spec = learner.fixed_spec
+    for task in doc["tasks"]:
+        limit = max_classes_of(task["status"])
+        if limit is None or (spec is not None and spec.n_classes == limit):
+            continue
+        has = "runs any number of classes" if spec is None else f"has {spec.n_classes} outputs"
+        return (
+            f"task {task['task_id']} was not run because the learner supports at most {limit} "
+            f"classes, but {doc['learner']['spec']} {has}"
+        )
+    return None
 
 
 def check_identity(
@@ -632,8 +731,9 @@ def build_document(
     """Assemble a results document with every aggregate computed from the raw scores.
 
     ``task_results`` maps task_id -> ``{"correct": bool[S, T], "ce": float[S], "env_spec",
-    "wall_time_s"}`` for tasks that ran, or ``{"status": MISSING}``; tasks absent from it are
-    not in the document yet (a partial, resumable file).
+    "wall_time_s"}`` for tasks that ran, or ``{"status": MISSING}`` (or
+    :func:`too_many_classes`) for tasks that did not; tasks absent from it are not in the
+    document yet (a partial, resumable file).
     """
     tasks = []
     decoded = {}
@@ -646,7 +746,7 @@ def build_document(
             "distribution": distribution_of(task.dataset, learner.get("meta_trained_on", ())),
         }
         if result.get("status", "ok") != "ok":
-            entry.update(status=MISSING, env_spec=None, wall_time_s=0.0)
+            entry.update(status=result["status"], env_spec=None, wall_time_s=0.0)
             tasks.append(entry)
             continue
         correct = np.asarray(result["correct"], dtype=bool)

@@ -68,6 +68,21 @@ class Task:
             return int(self.env_kwargs["n_way"]) * int(self.env_kwargs["n_query"])
         return self.stream_length
 
+    @property
+    def n_classes(self) -> int | None:
+        """Classes of one stream: ``n_way`` (few-shot), the ``n_classes`` option, else those of
+        the dataset's split (None when the registry cannot tell)."""
+        kwargs = dict(self.env_kwargs)
+        if self.few_shot:
+            return int(kwargs["n_way"])
+        if "n_classes" in kwargs:
+            return int(kwargs["n_classes"])
+        counts = dict(REGISTRY[self.dataset].n_classes)
+        if kwargs.get("split") in counts:
+            return int(counts[kwargs["split"]])
+        values = set(counts.values())
+        return int(values.pop()) if len(values) == 1 else None
+
     def make_kwargs(self) -> dict[str, Any]:
         """The kwargs passed to ``vsml_bench.envs.make`` (the suite's, plus an online length)."""
         if self.few_shot:

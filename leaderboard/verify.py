@@ -9,7 +9,9 @@ status, :class:`Exit`):
 3. its ``meta_trained_on`` is what that learner declares (exit 3): declaring extra
    meta-training data would move tasks out of the OOD headline;
 4. every task marked "not run: data missing" really has no data here (exit 4);
-5. ``n`` streams drawn uniformly without replacement from the ``N`` streams of the tasks that
+5. every task marked "not run: learner supports at most C classes" is one the learner
+   really cannot run: its meta-parameters fix C outputs (exit 6);
+6. ``n`` streams drawn uniformly without replacement from the ``N`` streams of the tasks that
    ran re-run bit for bit (exit 1 if any differs, 0 if all agree).
 
 **Detection guarantee.** A forger who edits ``f`` of the ``N`` streams (and recomputes the
@@ -49,6 +51,7 @@ class Exit(enum.IntEnum):
     META_TRAINED_ON = 3  #: meta_trained_on differs from the learner's declaration
     DATA_PRESENT = 4  #: a task marked "not run: data missing" has its data here
     PARAMS_SHA256 = 5  #: the learner's meta-parameters do not hash to the recorded sha256
+    CLASS_LIMIT = 6  #: a task marked "at most C classes" that the learner could have run
 
 
 class Refusal(UserError):
@@ -139,6 +142,15 @@ def check_missing_data(doc: Mapping[str, Any], data_dir: Any = None) -> None:
             )
 
 
+def check_class_limits(doc: Mapping[str, Any], learner: Any) -> None:
+    """Refuse (exit 6) when a task's "at most C classes" status is false for the learner."""
+    from vsml_bench.leaderboard import schema
+
+    problem = schema.class_limit_problem(doc, learner)
+    if problem is not None:
+        raise Refusal(Exit.CLASS_LIMIT, f"the file says {problem}")
+
+
 @dataclass(frozen=True)
 class Plan:
     """Which streams a verification re-runs, and the guarantee that buys."""
@@ -177,11 +189,12 @@ def plan(doc: Mapping[str, Any], n_streams: int | None, seed: int | None) -> Pla
 def verify(
     doc: Mapping[str, Any], learner: Any, the_plan: Plan, data_dir: Any = None
 ) -> list[dict[str, Any]]:
-    """Run checks 2-5 on a validated ``doc``; raises :class:`Refusal`, returns stream records."""
+    """Run checks 2-6 on a validated ``doc``; raises :class:`Refusal`, returns stream records."""
     from vsml_bench.leaderboard import harness
 
     check_params(doc, learner)
     check_meta_trained_on(doc, learner)
     check_missing_data(doc, data_dir)
+    check_class_limits(doc, learner)
     picks = harness.pick_streams(doc, the_plan.n_streams, the_plan.seed)
     return harness.rerun_picked(doc, learner, picks, data_dir)
