@@ -36,6 +36,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from vsml_bench.deprecation import renamed
 from vsml_bench.envs.core import ClassificationParams
 from vsml_bench.errors import UserError
 from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
@@ -88,7 +89,7 @@ class Adaptation:
         )
         return x @ w
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The record the results file keeps (enough to rebuild the transform exactly)."""
         record: dict[str, Any] = {
             "inputs": self.inputs,
@@ -106,6 +107,8 @@ class Adaptation:
         elif self.inputs == "projection":
             record["matrix"] = "glorot_uniform(jax.random.key(seed), D_T, D_L)"
         return record
+
+    to_json = renamed("to_dict")
 
 
 def plan(
@@ -169,7 +172,7 @@ def adapt(learner: Learner, adaptation: Adaptation | None) -> Learner:
         learner,
         init=init,
         step=step,
-        config={**dict(learner.config), "adaptation": adaptation.to_json()},
+        config={**dict(learner.config), "adaptation": adaptation.to_dict()},
         task_spec_of=None,
         unroll=None,  # the learner's own unroll would see the task's inputs, not the adapted ones
     )

@@ -636,7 +636,7 @@ def evaluate(
                 "wall_time_s": time.perf_counter() - t0,
             }
             if adapted is not None:
-                done[task.task_id]["adaptation"] = adapted.to_json()
+                done[task.task_id]["adaptation"] = adapted.to_dict()
             if on_task:
                 on_task(task, f"accuracy {correct.mean():.3f}")
         if partial is not None:

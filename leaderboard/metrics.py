@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vsml_bench.deprecation import renamed
+
 #: 1-indexed positions in the stream at which accuracy is reported ("last" is added).
 POSITIONS: tuple[int, ...] = (1, 10, 100)
 #: Bootstrap resamples; fixed so that a recomputation reproduces the stored intervals.
@@ -65,8 +67,10 @@ class Estimate:
     low: float
     high: float
 
-    def to_json(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         return {"value": _round(self.value), "low": _round(self.low), "high": _round(self.high)}
+
+    to_json = renamed("to_dict")
 
 
 def _round(value: float) -> float:

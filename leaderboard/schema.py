@@ -183,7 +183,7 @@ def distribution_of(dataset: str, meta_trained_on: Any) -> str:
 def task_aggregates(task_id: str, correct: np.ndarray, ce: np.ndarray) -> dict[str, Any]:
     """``metrics`` and ``curve`` of one task from its raw scores."""
     return {
-        "metrics": {k: v.to_json() for k, v in metrics.task_metrics(correct, ce, task_id).items()},
+        "metrics": {k: v.to_dict() for k, v in metrics.task_metrics(correct, ce, task_id).items()},
         "curve": [list(point) for point in metrics.learning_curve(correct)],
     }
 
@@ -210,7 +210,7 @@ def summary(
     def iqm_of(group: list[Mapping[str, Any]], label: str) -> dict[str, float] | None:
         if not group:
             return None
-        return metrics.stratified_bootstrap_iqm(scores(group), label=label).to_json()
+        return metrics.stratified_bootstrap_iqm(scores(group), label=label).to_dict()
 
     out: dict[str, Any] = {
         "headline": iqm_of(ood, "headline"),
@@ -222,7 +222,7 @@ def summary(
     if version >= 2:
         gap = None
         if in_dist and ood:
-            gap = metrics.stratified_bootstrap_gap(scores(in_dist), scores(ood))[2].to_json()
+            gap = metrics.stratified_bootstrap_gap(scores(in_dist), scores(ood))[2].to_dict()
         out.update(in_distribution=iqm_of(in_dist, "in_distribution"), ood_gap=gap)
     return out
 
@@ -389,7 +389,7 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
                 f"results file's suite fingerprint does not match {suite_id}; "
                 "it was made with a different version of the suite definitions"
             )
-        expected = [t.to_json() for t in suite.tasks]
+        expected = [t.to_dict() for t in suite.tasks]
         keys = set().union(*expected)  # "episodes" only on fixed-episode tasks
         got = [{k: t[k] for k in keys if k in t} for t in doc["tasks"]]
         if _canonical(got) != _canonical(expected):
@@ -404,7 +404,7 @@ def validate_results(doc: Any, *, require_official: bool = False) -> dict[str, A
         )
     else:
         # Unofficial runs may change sizes and drop tasks, never what a task is.
-        defined = {t.task_id: t.to_json() for t in suite.tasks}
+        defined = {t.task_id: t.to_dict() for t in suite.tasks}
         for task in doc["tasks"]:
             want = defined.get(task["task_id"])
             fixed = ("dataset", "env_id", "env_kwargs", "seed")
@@ -742,7 +742,7 @@ def build_document(
             continue
         result = task_results[task.task_id]
         entry: dict[str, Any] = {
-            **task.to_json(),
+            **task.to_dict(),
             "distribution": distribution_of(task.dataset, learner.get("meta_trained_on", ())),
         }
         if result.get("status", "ok") != "ok":

@@ -26,6 +26,7 @@ from types import MappingProxyType
 from typing import Any
 
 from vsml_bench.data.registry import REGISTRY
+from vsml_bench.deprecation import renamed
 from vsml_bench.envs.registration import DATASET_IDS, env_id
 from vsml_bench.errors import UserError
 
@@ -89,7 +90,8 @@ class Task:
             return dict(self.env_kwargs)
         return {**self.env_kwargs, "stream_length": self.stream_length}
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The task's definition; the suite's fingerprint hashes these records."""
         out = {
             "task_id": self.task_id,
             "dataset": self.dataset,
@@ -102,6 +104,8 @@ class Task:
         if self.episodes is not None:  # absent for sampled streams: older fingerprints hold
             out["episodes"] = self.episodes
         return out
+
+    to_json = renamed("to_dict")
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ class Suite:
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of all task definitions (what makes numbers comparable)."""
-        text = json.dumps([t.to_json() for t in self.tasks], sort_keys=True, separators=(",", ":"))
+        text = json.dumps([t.to_dict() for t in self.tasks], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def resized(self, n_streams: int | None = None, stream_length: int | None = None) -> Suite:

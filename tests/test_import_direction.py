@@ -4,8 +4,8 @@ Every module of the installed packages is parsed (``ast``, nothing is imported) 
 imports is given the layer of the module it names. A module may import its own layer and the
 layers below it, never one above: the environments know nothing of who acts in them, a learner
 knows nothing of meta-training or the leaderboard, and no library module reaches into a
-command-line front end. The core (``vsml_bench.protocol``, ``errors``, ``io``, ``provenance``,
-``xla`` and ``data``) is the bottom layer: it imports none of ``envs``, ``agents`` or
+command-line front end. The core (``vsml_bench.protocol``, ``errors``, ``deprecation``, ``io``,
+``provenance``, ``xla`` and ``data``) is the bottom layer: it imports none of ``envs``, ``agents`` or
 ``leaderboard``. A new module must be given a layer here (test_every_module_has_a_layer).
 
 Counted as imports: ``import``/``from ... import`` statements anywhere in a module (function
@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "vsml_bench.protocol",
             "vsml_bench.errors",
+            "vsml_bench.deprecation",
             "vsml_bench.io",
             "vsml_bench.provenance",
             "vsml_bench.xla",

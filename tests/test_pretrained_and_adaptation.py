@@ -134,12 +134,12 @@ def test_plans():
     assert adaptation.plan(digits, image, TaskSpec((64,), 10)) is None
     resize = adaptation.plan(digits, image, TaskSpec((16,), 10))
     assert (resize.inputs, resize.image_size, resize.grayscale) == ("resize", 4, False)
-    assert resize.to_json()["task_input_shape"] == [8, 8, 1]
+    assert resize.to_dict()["task_input_shape"] == [8, 8, 1]
     assert adaptation.plan(digits, image, TaskSpec((20,), 10)).inputs == "projection"
     assert adaptation.plan(projected, image, TaskSpec((16,), 10)).inputs == "projection"
     tabular = adaptation.plan(iris, TaskSpec((4,), 3), TaskSpec((16,), 10), seed=3)
-    assert tabular.to_json()["classes"] == "first 3 of 10 outputs"
-    assert tabular.to_json()["seed"] == 3
+    assert tabular.to_dict()["classes"] == "first 3 of 10 outputs"
+    assert tabular.to_dict()["seed"] == 3
     rgb = dataclasses.replace(digits, example_shape=(4, 4, 3))
     grey = adaptation.plan(rgb, TaskSpec((48,), 10), TaskSpec((4,), 10))
     assert (grey.inputs, grey.image_size, grey.grayscale) == ("resize", 2, True)
