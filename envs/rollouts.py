@@ -11,6 +11,11 @@ Fixed-size learners. When ``learner.task_spec_of(meta_params)`` differs from the
 (a Meta-RNN meta-trained on 7x7 MNIST run on 28x28 Fashion-MNIST), the learner is run through
 the seeded, deterministic transform of :mod:`vsml_bench.envs.adaptation` (images resized,
 other inputs Glorot-projected, the learner's first ``C_T`` outputs used).
+
+Size. A rollout holds, per stream, the env's stream state, the learner's state and ``T`` steps
+of outputs (:func:`rollout_bytes`); one that would need more than
+:data:`vsml_bench.envs.factory.MAX_BYTES` is refused at trace time, before anything is
+allocated, with the number of bytes it would need (:func:`check_rollout_fits`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import jax.numpy as jnp
 
 from vsml_bench.envs import adaptation
 from vsml_bench.envs.core import ClassificationEnv, ClassificationParams, EnvState
-from vsml_bench.envs.factory import env_for
-from vsml_bench.protocol import Learner, PyTree
+from vsml_bench.envs.factory import InvalidEnvConfig, check_bytes, env_for, is_int, stream_bytes
+from vsml_bench.protocol import Learner, PyTree, TaskSpec
 
 
 class Rollout(NamedTuple):
@@ -84,7 +89,8 @@ def rollout(
       A :class:`Rollout`.
     """
     env = env_for(env_params)
-    ids = jnp.arange(n_streams) if stream_ids is None else jnp.asarray(stream_ids)
+    if stream_ids is None and (not is_int(n_streams) or int(n_streams) < 1):
+        raise InvalidEnvConfig(f"n_streams must be a positive integer, not {n_streams!r}")
     # The streams stay inside: hold them as example indices (identical observations, a
     # D-times smaller state, cheaper resets and steps; see ClassificationParams.lazy_inputs).
     env_params = env_params.replace(lazy_inputs=True)
@@ -93,7 +99,9 @@ def rollout(
         del i
         return env.reset(env_key, env_params)
 
-    return _run(env, env_params, learner, meta_params, key, ids, start, adaptation_seed)
+    return _run(
+        env, env_params, learner, meta_params, key, n_streams, stream_ids, start, adaptation_seed
+    )
 
 
 def rollout_episodes(
@@ -130,7 +138,6 @@ def rollout_episodes(
             f"episodes of shape {indices.shape} / {labels.shape} do not fit streams of "
             f"{env_params.stream_length} steps"
         )
-    ids = jnp.arange(indices.shape[0]) if stream_ids is None else jnp.asarray(stream_ids)
     env_params = env_params.replace(lazy_inputs=True)
 
     def start(i: jax.Array, env_key: jax.Array) -> tuple[dict[str, jax.Array], EnvState]:
@@ -147,7 +154,17 @@ def rollout_episodes(
         )
         return env.get_obs(state, env_params), state
 
-    return _run(env, env_params, learner, meta_params, key, ids, start, adaptation_seed)
+    return _run(
+        env,
+        env_params,
+        learner,
+        meta_params,
+        key,
+        indices.shape[0],
+        stream_ids,
+        start,
+        adaptation_seed,
+    )
 
 
 def _run(
@@ -156,13 +173,18 @@ def _run(
     learner: Learner,
     meta_params: PyTree,
     key: jax.Array,
-    ids: jax.Array,
+    n_streams: int,
+    stream_ids: jax.Array | None,
     start: Callable[[jax.Array, jax.Array], tuple[dict[str, jax.Array], EnvState]],
     adaptation_seed: int,
 ) -> Rollout:
-    """``vmap`` over ``ids`` of a ``scan`` over the steps of the episode ``start(i, env_key)``."""
+    """``vmap`` over the streams (``stream_ids``, default ``0 .. n_streams - 1``) of a ``scan``
+    over the steps of the episode ``start(i, env_key)``."""
     spec = env.task_spec(env_params)
     learner, _ = adaptation.adapt_to_task(learner, meta_params, env_params, spec, adaptation_seed)
+    n = int(n_streams) if stream_ids is None else int(jnp.shape(stream_ids)[0])
+    check_rollout_fits(env_params, learner, meta_params, spec, n)
+    ids = jnp.arange(n) if stream_ids is None else jnp.asarray(stream_ids)
     use_logits = env_params.action_type == "logits"
 
     def act(logits: jax.Array) -> jax.Array:
@@ -208,3 +230,46 @@ def _run(
         return Rollout(logits, rewards, labels, scored, correct)
 
     return jax.vmap(one_stream)(ids)
+
+
+def rollout_bytes(
+    env_params: ClassificationParams,
+    learner: Learner,
+    meta_params: PyTree,
+    spec: TaskSpec,
+    n_streams: int,
+) -> int:
+    """Bytes a rollout of ``n_streams`` streams holds on device, at least.
+
+    Per stream: the env's stream state (:func:`vsml_bench.envs.factory.stream_bytes`), the
+    learner's state (its ``init`` evaluated abstractly, :func:`jax.eval_shape`: nothing is
+    allocated) and, for each of the ``T`` steps, the outputs ``4 C + 10`` bytes (``float32``
+    logits, reward and label, ``bool`` scored and correct); a learner with ``unroll`` holds the
+    ``T`` observations instead of a state. Temporaries of the learner's step (and, under a
+    gradient, the residuals of the scan) come on top, so this is a lower bound.
+    """
+    t = int(env_params.stream_length)
+    per_stream = stream_bytes(env_params) + t * (4 * int(spec.n_classes) + 10)
+    if learner.unroll is None:
+        key = jax.random.key(0)
+        state = jax.eval_shape(lambda mp, k: learner.init(mp, k, spec), meta_params, key)
+        per_stream += sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(state))
+    else:
+        per_stream += t * (4 * int(spec.input_size) + 4)
+    return int(n_streams) * per_stream
+
+
+def check_rollout_fits(
+    env_params: ClassificationParams,
+    learner: Learner,
+    meta_params: PyTree,
+    spec: TaskSpec,
+    n_streams: int,
+) -> None:
+    """Refuse (:class:`~vsml_bench.envs.factory.InvalidEnvConfig`, one line with the bytes it
+    would need) a rollout whose :func:`rollout_bytes` exceed ``factory.MAX_BYTES``."""
+    check_bytes(
+        rollout_bytes(env_params, learner, meta_params, spec, n_streams),
+        f"a rollout of {n_streams} stream(s) of {env_params.stream_length} steps of {learner.name}",
+        "run fewer streams at once (n_streams, --n-streams, --n-tasks) or shorter streams",
+    )

@@ -411,6 +411,30 @@ def run_python_streams(
     return _scores_from_logits(result.logits, result.labels, result.scored)
 
 
+def results_bytes(n_streams: int, stream_length: int, n_classes: int) -> int:
+    """Host bytes the per-step results of ``n_streams`` streams take while they are scored.
+
+    Per step: the logits as ``float32`` and their ``float64`` copy (``12 C`` bytes), the label
+    as ``int32`` and its scored copy (8), the scored and correct flags (2).
+    """
+    return int(n_streams) * int(stream_length) * (12 * int(n_classes) + 10)
+
+
+def check_task_fits(task: Task, n_streams: int, data_dir: Any = None) -> None:
+    """Refuse, in one line with the bytes it would need, ``n_streams`` streams of ``task``
+    whose results exceed :data:`vsml_bench.envs.factory.MAX_BYTES` (``evaluate --n-streams``
+    and a results file's stream counts are sizes a user chooses)."""
+    from vsml_bench.envs.factory import check_bytes
+
+    _, env_params = _make_env(task, data_dir)
+    check_bytes(
+        results_bytes(n_streams, env_params.stream_length, env_params.n_classes),
+        f"the results of {n_streams} stream(s) of {env_params.stream_length} steps of task "
+        f"{task.task_id}",
+        "use fewer streams (--n-streams) or shorter streams (--stream-length)",
+    )
+
+
 def run_task(
     learner: Any,
     task: Task,
@@ -418,7 +442,12 @@ def run_task(
     stream_ids: np.ndarray | None = None,
     data_dir: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(correct bool[S, T], ce float[S])`` of ``stream_ids`` (default: all) of one task."""
+    """``(correct bool[S, T], ce float[S])`` of ``stream_ids`` (default: all) of one task.
+
+    A run whose results would not fit in memory is refused first (:func:`check_task_fits`).
+    """
+    n_streams = task.n_streams if stream_ids is None else len(stream_ids)
+    check_task_fits(task, n_streams, data_dir)
     ids = np.arange(task.n_streams) if stream_ids is None else np.asarray(stream_ids)
     if is_python_learner(learner):
         if task.episodes is not None:
