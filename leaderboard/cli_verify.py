@@ -7,7 +7,8 @@ probability at least 95% (see :mod:`vsml_bench.leaderboard.verify` for the deriv
 Exit statuses: 0 all re-run streams agree; 1 some stream differs; 2 invalid file or option;
 3 ``meta_trained_on`` differs from the learner's declaration; 4 a task marked "not run: data
 missing" has its data here; 5 the meta-parameters do not hash to the recorded sha256; 6 a task
-marked "not run: learner supports at most C classes" is one the learner could have run.
+marked "not run: learner supports at most C classes" is one the learner could have run; 7
+``learner.config`` is not the config the learner spec builds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ EPILOG = (
     "exit status: 0 all re-run streams agree; 1 a stream differs; 2 invalid file or option; "
     "3 meta_trained_on differs from the learner's declaration; 4 a task marked 'not run: data "
     "missing' has its data here; 5 meta-parameters differ from the recorded sha256; 6 a task "
-    "marked 'not run: learner supports at most C classes' is one the learner could have run"
+    "marked 'not run: learner supports at most C classes' is one the learner could have run; "
+    "7 learner.config differs from the config the learner spec builds"
 )
 
 

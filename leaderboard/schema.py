@@ -573,6 +573,44 @@ def check_declared_learner(
             f"results file's learner.meta_params_sha256 is {learner_block['meta_params_sha256']} "
             f"but the meta-parameters of {learner_block['spec']} hash to {sha}"
         )
+    problem = config_problem(doc, learner)
+    if problem is not None:
+        raise ResultsError(f"results file says {problem}")
+
+
+def config_problem(doc: Mapping[str, Any], learner: Any) -> str | None:
+    """How the file's ``learner.config`` differs from the config ``learner`` builds, or None.
+
+    An official file's spec names a learner without options (``evaluate --learner-config``
+    makes a run unofficial), so its config must be exactly what the spec builds: the
+    registered defaults, or a parameter file's model card. The first differing option is named.
+    """
+    from vsml_bench.leaderboard import harness
+
+    def canonical(value: Any) -> str:  # JSON text: 1, 1.0 and true are different options
+        return json.dumps(value, sort_keys=True)
+
+    recorded = doc["learner"]["config"]
+    built = harness.learner_record(learner, doc["learner"]["spec"])["config"]
+    if canonical(recorded) == canonical(built):
+        return None
+    if not isinstance(recorded, dict):
+        return f"learner.config is {_short(canonical(recorded), 60)}, not a JSON object"
+
+    def differs(k: str) -> bool:
+        if (k in recorded) != (k in built):
+            return True
+        return canonical(recorded[k]) != canonical(built[k])
+
+    key = min(k for k in set(recorded) | set(built) if differs(k))
+
+    def show(config: Mapping[str, Any]) -> str:
+        return _short(canonical(config[key]), 60) if key in config else "absent"
+
+    return (
+        f"learner.config {key!r} is {show(recorded)} but {doc['learner']['spec']} builds "
+        f"{show(built)}; evaluate with the spec alone (no --learner-config) and submit that file"
+    )
 
 
 def class_limit_problem(doc: Mapping[str, Any], learner: Any) -> str | None:

@@ -11,7 +11,9 @@ status, :class:`Exit`):
 4. every task marked "not run: data missing" really has no data here (exit 4);
 5. every task marked "not run: learner supports at most C classes" is one the learner
    really cannot run: its meta-parameters fix C outputs (exit 6);
-6. ``n`` streams drawn uniformly without replacement from the ``N`` streams of the tasks that
+6. its ``learner.config`` is the config that learner builds (exit 7): the file's options are
+   provenance that a reader trusts, and a re-run uses the built ones;
+7. ``n`` streams drawn uniformly without replacement from the ``N`` streams of the tasks that
    ran re-run bit for bit (exit 1 if any differs, 0 if all agree).
 
 **Detection guarantee.** A forger who edits ``f`` of the ``N`` streams (and recomputes the
@@ -52,6 +54,7 @@ class Exit(enum.IntEnum):
     DATA_PRESENT = 4  #: a task marked "not run: data missing" has its data here
     PARAMS_SHA256 = 5  #: the learner's meta-parameters do not hash to the recorded sha256
     CLASS_LIMIT = 6  #: a task marked "at most C classes" that the learner could have run
+    CONFIG = 7  #: learner.config differs from the config the learner spec builds
 
 
 class Refusal(UserError):
@@ -151,6 +154,15 @@ def check_class_limits(doc: Mapping[str, Any], learner: Any) -> None:
         raise Refusal(Exit.CLASS_LIMIT, f"the file says {problem}")
 
 
+def check_config(doc: Mapping[str, Any], learner: Any) -> None:
+    """Refuse (exit 7) when the file's ``learner.config`` is not what its learner builds."""
+    from vsml_bench.leaderboard import schema
+
+    problem = schema.config_problem(doc, learner)
+    if problem is not None:
+        raise Refusal(Exit.CONFIG, f"the file says {problem}")
+
+
 @dataclass(frozen=True)
 class Plan:
     """Which streams a verification re-runs, and the guarantee that buys."""
@@ -189,12 +201,13 @@ def plan(doc: Mapping[str, Any], n_streams: int | None, seed: int | None) -> Pla
 def verify(
     doc: Mapping[str, Any], learner: Any, the_plan: Plan, data_dir: Any = None
 ) -> list[dict[str, Any]]:
-    """Run checks 2-6 on a validated ``doc``; raises :class:`Refusal`, returns stream records."""
+    """Run checks 2-7 on a validated ``doc``; raises :class:`Refusal`, returns stream records."""
     from vsml_bench.leaderboard import harness
 
     check_params(doc, learner)
     check_meta_trained_on(doc, learner)
     check_missing_data(doc, data_dir)
     check_class_limits(doc, learner)
+    check_config(doc, learner)
     picks = harness.pick_streams(doc, the_plan.n_streams, the_plan.seed)
     return harness.rerun_picked(doc, learner, picks, data_dir)

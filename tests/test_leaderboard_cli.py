@@ -79,6 +79,8 @@ def test_evaluate_user_errors(tmp_path, capsys):
 
 CHANCE_OFFLINE = schema.RESULTS_DIR / "chance__offline-v0__6cb09fe72a.json"
 CHANCE_OOD = schema.RESULTS_DIR / "chance__ood-v0__6cb09fe72a.json"
+SGD_OFFLINE = schema.RESULTS_DIR / "sgd__offline-v0__9449634518.json"
+SGD_CONFIG = {"learning_rate": 0.1, "hidden": 0}
 
 
 def rebuilt(path, learner=(), missing=()):
@@ -113,6 +115,16 @@ def _no_reruns(*args, **kwargs):
         (CHANCE_OOD, {"meta_trained_on": ["mnist", "omniglot"]}, (), 3, "which decides the OOD"),
         (CHANCE_OOD, {}, ("mnist",), 4, "task mnist is marked 'not run: data missing'"),
         (CHANCE_OFFLINE, {"meta_params_sha256": "0" * 64}, (), 5, "hash to None"),
+        # learner.config: another value, a whole-number float for an integer, an extra option.
+        (
+            SGD_OFFLINE,
+            {"config": {**SGD_CONFIG, "learning_rate": 0.5}},
+            (),
+            7,
+            "learner.config 'learning_rate' is 0.5 but sgd builds 0.1",
+        ),
+        (SGD_OFFLINE, {"config": {**SGD_CONFIG, "hidden": 0.0}}, (), 7, "'hidden' is 0.0 but"),
+        (CHANCE_OFFLINE, {"config": {"temperature": 2}}, (), 7, "chance builds absent"),
     ],
 )
 def test_verify_refusals_have_their_own_exit_codes(
@@ -141,7 +153,7 @@ def test_verify_exit_codes_are_documented():
 
     for status in verify.Exit:
         assert f"{status.value} " in cli_verify.EPILOG
-    assert [s.value for s in verify.Exit] == [0, 1, 2, 3, 4, 5]
+    assert [s.value for s in verify.Exit] == list(range(len(verify.Exit)))
 
 
 def test_verify_draws_from_fresh_randomness_and_states_its_guarantee(capsys, monkeypatch):

@@ -32,11 +32,13 @@ def make_doc(
     spec="chance",
     sha=None,
     n_scored=None,
+    config=None,
 ):
     """A valid document with synthetic raw scores (no envs needed).
 
     The defaults make a submittable file: ``chance`` declares no meta-training data and no
     meta-parameters. Other ``trained_on``/``sha`` values validate but are refused by submit.
+    ``config`` defaults to what a plain registered spec builds (submit checks it).
     """
     suite = get_suite(suite_id)
     rng = np.random.default_rng(seed)
@@ -54,13 +56,23 @@ def make_doc(
     learner = {
         "name": name,
         "spec": spec,
-        "config": {},
+        "config": built_config(spec) if config is None else config,
         "meta_trained_on": list(trained_on),
         "meta_params_sha256": sha,
     }
     return schema.build_document(
         suite=suite, learner=learner, provenance=PROVENANCE, task_results=results
     )
+
+
+def built_config(spec):
+    """The ``learner.config`` a plain registered spec (``sgd``) builds; ``{}`` for others."""
+    from vsml_bench import agents
+    from vsml_bench.leaderboard import harness
+
+    if not isinstance(spec, str) or ":" in spec or spec not in agents.learner_names():
+        return {}
+    return harness.learner_record(agents.make(spec), spec)["config"]
 
 
 @pytest.fixture(scope="module")
@@ -332,6 +344,30 @@ def test_meta_training_data_and_parameters_must_be_the_declared_ones(tmp_path):
     with pytest.raises(schema.ResultsError, match=r"declares \['mnist'\]"):
         schema.submit(write(tmp_path, make_doc(spec="vsml:mnist")), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "config, match",
+    [
+        ({"learning_rate": 0.5, "hidden": 0}, "'learning_rate' is 0.5 but sgd builds 0.1"),
+        ({"learning_rate": 0.1, "hidden": 0.0}, "'hidden' is 0.0 but sgd builds 0"),
+        ({"learning_rate": 0.1}, "'hidden' is absent but sgd builds 0"),
+        (
+            {"learning_rate": 0.1, "hidden": 0, "momentum": 0.9},
+            "'momentum' is 0.9 but sgd builds absent",
+        ),
+    ],
+)
+def test_the_config_must_be_what_the_spec_builds(tmp_path, config, match):
+    # learner.config is provenance a reader trusts (and the identity of an entry): an official
+    # file's spec has no options, so its config is exactly what the spec builds.
+    doc = make_doc(spec="sgd", config=config)
+    schema.validate_results(copy.deepcopy(doc), require_official=True)  # the file itself is fine
+    with pytest.raises(schema.ResultsError) as err:
+        schema.submit(write(tmp_path, doc), tmp_path / "r")
+    assert match in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "r").exists()
+    schema.submit(write(tmp_path, make_doc(spec="sgd")), tmp_path / "r")  # the built one passes
 
 
 @pytest.mark.parametrize(
