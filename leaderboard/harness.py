@@ -726,6 +726,20 @@ def pick_streams(doc: Mapping[str, Any], n_streams: int, seed: int) -> dict[str,
     return picks
 
 
+#: A random draw re-runs a random number of streams of each task, and the jitted rollout
+#: compiles once per number: rounding it up to a multiple of this (repeating the last stream,
+#: whose extra rows are dropped) bounds the programs a task needs, across draws, to a few.
+RERUN_BUCKET = 8
+
+
+def _bucketed(ids: np.ndarray, learner: Any) -> np.ndarray:
+    """``ids`` padded with copies of its last entry to a multiple of :data:`RERUN_BUCKET`
+    (JAX learners only: a Python learner steps stream by stream, so padding only costs time)."""
+    if is_python_learner(learner):
+        return ids
+    return np.concatenate([ids, np.repeat(ids[-1:], -len(ids) % RERUN_BUCKET)])
+
+
 def rerun_picked(
     doc: Mapping[str, Any],
     learner: Any,
@@ -757,7 +771,7 @@ def rerun_picked(
         ids = np.array(sorted(picks[task.task_id]))
         recorded_correct, recorded_ce = metrics.decode_task_raw(entry["raw"])
         meta_params = _task_meta_params(learner, task, data_dir)
-        correct, ce = run_task(learner, task, meta_params, ids, data_dir)
+        correct, ce = run_task(learner, task, meta_params, _bucketed(ids, learner), data_dir)
         for row, i in enumerate(ids):
             same_bits = bool(np.array_equal(correct[row], recorded_correct[i]))
             same_ce = bool(abs(ce[row] - recorded_ce[i]) <= 1e-4 * max(1.0, abs(recorded_ce[i])))

@@ -73,3 +73,101 @@ def test_simulated_forgeries_are_caught_at_the_stated_rate(streams_per_task):
     se = math.sqrt(the_plan.detection * (1 - the_plan.detection) / trials)
     assert caught / trials >= the_plan.detection - 3 * se
     assert caught / trials >= 0.935
+
+
+# --- forgeries of a real results file through verify's own code ----------------------------
+
+SGD_OFFLINE = "sgd__offline-v0__9449634518.json"
+
+
+def _forge_stream(raw, i, kind, rng):
+    """Change stream ``i`` of a task's raw scores in place, so that it differs from the truth:
+    every prediction right (the forgery that moves a headline), one wrong prediction made
+    right (the smallest change to the bits), or the cross-entropy scaled by 0.9."""
+    from vsml_bench.leaderboard import metrics
+
+    bits = metrics.decode_bits(raw["correct"][i], raw["n_scored"])
+    if kind == 0:
+        bits[:] = True
+    elif kind == 1:
+        bits[rng.choice(np.flatnonzero(~bits))] = True
+    else:
+        raw["ce"][i] = round(raw["ce"][i] * 0.9, 6)
+    raw["correct"][i] = metrics.encode_bits(bits)
+
+
+@pytest.mark.parametrize("trials", [40, pytest.param(4000, marks=pytest.mark.slow)])
+def test_forgeries_of_a_committed_file_are_caught_exactly_when_drawn(monkeypatch, trials):
+    """Forge ceil(5%) of the streams of the committed SGD file (20 of 384) and run verify's
+    checks, draw and comparison on it; the re-runs return the committed (true) values, which
+    the real learner reproduces bit for bit (measured in docs/results/trust). Verify must
+    refuse a forgery exactly when its draw contains a forged stream, so that its catch rate is
+    the stated hypergeometric one: no forged stream may pass as equal, and no true one differ.
+    """
+    import copy
+
+    from vsml_bench.leaderboard import metrics, schema
+
+    # Parsed, not re-validated (recomputing its bootstraps is slow; submit's tests do that).
+    base = schema.parse_results(schema.read_bounded(schema.RESULTS_DIR / SGD_OFFLINE))
+    truth = {t["task_id"]: metrics.decode_task_raw(t["raw"]) for t in base["tasks"]}
+
+    def committed_values(learner, task, meta_params, stream_ids=None, data_dir=None):
+        correct, ce = truth[task.task_id]
+        return correct[stream_ids], ce[stream_ids]
+
+    monkeypatch.setattr(harness, "run_task", committed_values)
+    monkeypatch.setattr(harness, "_task_meta_params", lambda *args: None)
+    learner = harness.learner_from_spec("sgd", schema.RESULTS_DIR)
+    pool = harness.stream_pool(base)
+    n_forged = verify.forged_streams(len(pool))
+    rng = np.random.default_rng(1)
+    caught = 0
+    for _ in range(trials):
+        doc = copy.deepcopy(base)
+        by_id = {t["task_id"]: t for t in doc["tasks"]}
+        forged = {pool[j] for j in rng.choice(len(pool), n_forged, replace=False)}
+        for task_id, i in forged:
+            _forge_stream(by_id[task_id]["raw"], i, rng.integers(3), rng)
+        # Seeds from the test's generator (fresh OS seeds are tested above): same numbers
+        # every run.
+        the_plan = verify.plan(doc, None, int(rng.integers(2**63)))
+        records = verify.verify(doc, learner, the_plan)
+        assert len(records) == the_plan.n_streams == 53
+        differ = {(r["task_id"], r["stream"]) for r in records if not r["agree"]}
+        assert differ == {(r["task_id"], r["stream"]) for r in records} & forged
+        caught += bool(differ)
+    se = math.sqrt(the_plan.detection * (1 - the_plan.detection) / trials)
+    assert caught / trials >= the_plan.detection - 3 * se
+
+
+@pytest.mark.parametrize("spec, padded", [("chance", True), ("sklearn_sgd", False)])
+def test_reruns_of_a_jax_learner_come_in_a_few_sizes(monkeypatch, spec, padded):
+    """A random draw re-runs any number of a task's streams; a JAX learner's are padded (with
+    copies of the last) to a multiple of 8, so that XLA compiles a few programs per task, not
+    one per number; only the picked streams are compared."""
+    from vsml_bench.leaderboard import metrics, schema
+
+    path = schema.RESULTS_DIR / "chance__offline-v0__6cb09fe72a.json"
+    base = schema.parse_results(schema.read_bounded(path))
+    truth = {t["task_id"]: metrics.decode_task_raw(t["raw"]) for t in base["tasks"]}
+    asked = []
+
+    def committed_values(learner, task, meta_params, stream_ids=None, data_dir=None):
+        asked.append(list(stream_ids))
+        correct, ce = truth[task.task_id]
+        return correct[stream_ids], ce[stream_ids]
+
+    monkeypatch.setattr(harness, "run_task", committed_values)
+    monkeypatch.setattr(harness, "_task_meta_params", lambda *args: None)
+    learner = harness.build_learner(spec)
+    records = harness.rerun_picked(base, learner, {"iris": [5, 2, 9], "wine": list(range(8))})
+    assert [(r["task_id"], r["stream"]) for r in records] == [
+        ("iris", 2),
+        ("iris", 5),
+        ("iris", 9),
+        *(("wine", i) for i in range(8)),
+    ]
+    assert all(r["agree"] for r in records)
+    iris = [2, 5, 9, 9, 9, 9, 9, 9] if padded else [2, 5, 9]
+    assert asked == [iris, list(range(8))]
