@@ -695,6 +695,10 @@ def test_a_shipped_set_belongs_to_its_learner():
     from vsml_bench.leaderboard import identity
 
     identity.check_spec_registered("vsml:mnist")
-    # meta_rnn ships no set called mnist, even though vsml does.
-    with pytest.raises(identity.IdentityError, match="does not ship for meta_rnn"):
-        identity.check_spec_registered("meta_rnn:mnist")
+    # nearest_mean has nothing to meta-learn, so it ships no set called mnist, though vsml does.
+    with pytest.raises(
+        identity.IdentityError, match=r"does not ship for nearest_mean \(shipped: none"
+    ):
+        identity.check_spec_registered("nearest_mean:mnist")
+    with pytest.raises(identity.IdentityError, match="does not ship for vsml"):
+        identity.check_spec_registered("vsml:omniglot")
