@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -93,9 +92,12 @@ def env_action(logits: np.ndarray, use_logits: bool) -> np.ndarray | int:
     return logits if np.isfinite(logits).all() else np.zeros_like(logits)
 
 
-@dataclass
-class PythonLearnerState:
-    """Per-stream state of a wrapped Python learner (mutable; never traced by JAX)."""
+class PythonLearnerState(NamedTuple):
+    """Per-stream state of a wrapped Python learner (never traced by JAX).
+
+    ``learner`` is the Python object itself, which learns in place; ``prev_x`` is the input of
+    the previous step, learned from once its label arrives.
+    """
 
     learner: PythonLearner
     n_classes: int
@@ -143,8 +145,7 @@ def python_learner(
         if state.prev_x is not None and 0 <= prev_label < state.n_classes:
             state.learner.update(state.prev_x, prev_label)
         logits = _as_logits(state.learner.predict(x), state.n_classes)
-        state.prev_x = x
-        return state, logits
+        return state._replace(prev_x=x), logits
 
     return Learner(
         name=name,

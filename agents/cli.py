@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
 
     infos = [describe_learner(name) for name in learner_names()]
     if args.json:
-        print(json.dumps([info.__dict__ for info in infos], indent=2))
+        print(json.dumps([info.to_dict() for info in infos], indent=2))
         return 0
     width = max(len(info.name) for info in infos)
     print(f"{'name':<{width}}  meta-params  description")

@@ -243,6 +243,10 @@ class LearnerInfo:
     source: str
     error: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record ``vsml-bench learners --json`` prints."""
+        return dataclasses.asdict(self)
+
 
 def describe_learner(name: str) -> LearnerInfo:
     """Import and build ``name`` with its defaults to report its description and meta-params.

@@ -44,13 +44,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsml_bench.deprecation import warn_key_access
 from vsml_bench.errors import UserError
 from vsml_bench.protocol import Learner, Observation, PyTree, TaskSpec
 
@@ -187,7 +188,7 @@ class ConvLayer:
 
 @dataclass(frozen=True)
 class VSMLConfig:
-    """All VSML options (JSON-friendly through :meth:`to_dict`)."""
+    """All VSML options (a JSON record through :meth:`to_dict`, back through :meth:`from_dict`)."""
 
     state_size: int = 16
     msg_size: int = 8
@@ -232,9 +233,15 @@ class VSMLConfig:
             raise VSMLConfigError("tanh_bound must be >= 0 (0 switches the soft clip off).")
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as JSON types (layers as ``{"type": "dense", ...}`` dicts)."""
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "layers"}
         out["layers"] = [_layer_to_dict(layer) for layer in self.layers]
         return out
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> VSMLConfig:
+        """The config of a :meth:`to_dict` record, e.g. the ``config`` of a model card."""
+        return make_config(**record)
 
     @property
     def n_rnns(self) -> int:
@@ -517,7 +524,39 @@ def _layer_params(config: VSMLConfig, meta_params: PyTree, index: int, backward:
     return meta_params[config.rnn_name(index, backward)]
 
 
-def init_state(config: VSMLConfig, meta_params: PyTree, key: jax.Array, spec: TaskSpec) -> PyTree:
+class LayerState(NamedTuple):
+    """One layer's per-stream state: its cells and the messages it will read next tick.
+
+    Shapes for a dense layer ``A → B`` (``S`` state size, ``M`` message size): ``h``, ``c``
+    ``[A, B, S]``; ``fwd_in`` ``[A, M]``; ``bwd_in`` ``[B, M]``. A conv layer's cells are
+    ``[k, k, I, O, S]`` and its messages carry the image's ``[H, W, ·]`` leading axes.
+    """
+
+    h: jax.Array
+    c: jax.Array
+    fwd_in: jax.Array  # forward messages of the layer's inputs (component 0 of layer 1's: x)
+    bwd_in: jax.Array  # backward messages of its outputs (the last layer's: the error)
+
+    def __getitem__(self, key):
+        # VSML states were dicts: layer["h"] still reads (with a DeprecationWarning).
+        return warn_key_access(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
+
+
+class VSMLState(NamedTuple):
+    """Per-stream VSML state: every layer's cells and messages, and the previous prediction."""
+
+    layers: tuple[LayerState, ...]
+    logits: jax.Array  # [C] the previous example's prediction (its error enters this tick)
+    has_prev: jax.Array  # bool[]: False until the first prediction, so t = 0 carries no error
+
+    def __getitem__(self, key):
+        # VSML states were dicts: state["layers"] still reads (with a DeprecationWarning).
+        return warn_key_access(self, key) if isinstance(key, str) else tuple.__getitem__(self, key)
+
+
+def init_state(
+    config: VSMLConfig, meta_params: PyTree, key: jax.Array, spec: TaskSpec
+) -> VSMLState:
     """Fresh per-stream state: per layer ``h = 0``; ``c``'s first ``⌊S·p⌋`` dims ``TN(±2)/√fan_in``,
     the rest 0; zero messages; zero previous logits."""
     del meta_params  # the initial state does not depend on θ
@@ -530,72 +569,69 @@ def init_state(config: VSMLConfig, meta_params: PyTree, key: jax.Array, spec: Ta
         )
         zeros = jnp.zeros((*shape.cell_shape, config.state_size - n_rand), jnp.float32)
         layers.append(
-            {
-                "h": jnp.zeros((*shape.cell_shape, config.state_size), jnp.float32),
-                "c": jnp.concatenate([rand, zeros], axis=-1),
-                "fwd_in": jnp.zeros((*shape.in_shape, config.msg_size), jnp.float32),
-                "bwd_in": jnp.zeros((*shape.out_shape, config.msg_size), jnp.float32),
-            }
+            LayerState(
+                h=jnp.zeros((*shape.cell_shape, config.state_size), jnp.float32),
+                c=jnp.concatenate([rand, zeros], axis=-1),
+                fwd_in=jnp.zeros((*shape.in_shape, config.msg_size), jnp.float32),
+                bwd_in=jnp.zeros((*shape.out_shape, config.msg_size), jnp.float32),
+            )
         )
-    return {
-        "layers": tuple(layers),
-        "logits": jnp.zeros((spec.n_classes,), jnp.float32),
-        "has_prev": jnp.zeros((), jnp.bool_),
-    }
+    return VSMLState(
+        layers=tuple(layers),
+        logits=jnp.zeros((spec.n_classes,), jnp.float32),
+        has_prev=jnp.zeros((), jnp.bool_),
+    )
 
 
 def _tick(
     config: VSMLConfig,
     shapes: tuple[_LayerShape, ...],
     meta_params: PyTree,
-    layers: tuple[dict, ...],
+    layers: tuple[LayerState, ...],
     error_msg: jax.Array,
     reverse: bool,
-) -> tuple[tuple[dict, ...], jax.Array]:
+) -> tuple[tuple[LayerState, ...], jax.Array]:
     """One tick: every layer runs its micro ticks in order (reverse order for the reverse sweep).
 
     A layer's new forward message becomes the next layer's incoming one (used in the same
     forward tick); its backward message becomes the previous layer's (used in the same reverse
     sweep, or in the next tick). Returns the new layer states and the last layer's forward message.
     """
-    layers = [dict(layer) for layer in layers]
-    layers[-1]["bwd_in"] = error_msg
+    layers = list(layers)
+    layers[-1] = layers[-1]._replace(bwd_in=error_msg)
     out = None
     order = range(len(layers) - 1, -1, -1) if reverse else range(len(layers))
     for i in order:
         layer, shape = layers[i], shapes[i]
         params = _layer_params(config, meta_params, i, reverse)
-        fwd_in = layer["fwd_in"]
-        if shape.kind == "dense":
-            fwd_in = fwd_in.reshape(-1, config.msg_size)
         if shape.kind == "dense":
             h, c, fwd_out, bwd_out = dense_update(
                 params,
-                layer["h"],
-                layer["c"],
-                fwd_in,
-                layer["bwd_in"].reshape(-1, config.msg_size),
+                layer.h,
+                layer.c,
+                layer.fwd_in.reshape(-1, config.msg_size),
+                layer.bwd_in.reshape(-1, config.msg_size),
                 config.micro_ticks,
                 config.layer_norm,
             )
         else:
             h, c, fwd_out, bwd_out = conv_update(
                 params,
-                layer["h"],
-                layer["c"],
-                layer["fwd_in"],
-                layer["bwd_in"],
+                layer.h,
+                layer.c,
+                layer.fwd_in,
+                layer.bwd_in,
                 config.micro_ticks,
                 shape.stride,
                 config.layer_norm,
             )
-        layer["h"], layer["c"] = h, c
+        layers[i] = layer._replace(h=h, c=c)
         if i > 0:
-            prev = layers[i - 1]["bwd_in"]
-            layers[i - 1]["bwd_in"] = bwd_out.reshape(prev.shape)
+            prev = layers[i - 1]
+            layers[i - 1] = prev._replace(bwd_in=bwd_out.reshape(prev.bwd_in.shape))
         if i < len(layers) - 1:
-            nxt = layers[i + 1]["fwd_in"]
-            layers[i + 1]["fwd_in"] = fwd_out.reshape(nxt.shape)
+            nxt = layers[i + 1]
+            layers[i + 1] = nxt._replace(fwd_in=fwd_out.reshape(nxt.fwd_in.shape))
         else:
             out = fwd_out
     return tuple(layers), out
@@ -607,34 +643,35 @@ def make_step(config: VSMLConfig, spec: TaskSpec):
     n_classes = spec.n_classes
     msg = config.msg_size
 
-    def step(meta_params: PyTree, state: PyTree, obs: Observation) -> tuple[PyTree, jax.Array]:
+    def step(
+        meta_params: PyTree, state: VSMLState, obs: Observation
+    ) -> tuple[VSMLState, jax.Array]:
         label = jnp.asarray(obs["prev_label"], jnp.int32)
-        labelled = jnp.logical_and(state["has_prev"], label < n_classes)
+        labelled = jnp.logical_and(state.has_prev, label < n_classes)
         # one_hot of the "none" label n_classes is all zeros.
         onehot = jax.nn.one_hot(label, n_classes, dtype=jnp.float32)
         # Cross-entropy gradient w.r.t. the (tanh-bounded) logits of the previous example.
-        error = jnp.where(labelled, jax.nn.softmax(state["logits"]) - onehot, 0.0)
+        error = jnp.where(labelled, jax.nn.softmax(state.logits) - onehot, 0.0)
         error_msg = jnp.zeros((n_classes, msg), jnp.float32).at[:, 0].set(error)
         if config.feed_label:
             error_msg = error_msg.at[:, 1].set(jnp.where(labelled, onehot, 0.0))
-        layers = state["layers"]
+        layers = state.layers
         if config.backward_pass:
             # The public code sweeps back right after the forward tick of the previous example;
             # the inputs it sees (layer 1's forward message = x_{t-1}) are still in the state.
             swept, _ = _tick(config, shapes, meta_params, layers, error_msg, reverse=True)
             layers = jax.tree.map(
-                lambda new, old: jnp.where(state["has_prev"], new, old), swept, layers
+                lambda new, old: jnp.where(state.has_prev, new, old), swept, layers
             )
             error_msg = jnp.zeros_like(error_msg)
         x = jnp.asarray(obs["x"], jnp.float32).reshape(shapes[0].in_shape)
         fwd_in = jnp.zeros((*shapes[0].in_shape, msg), jnp.float32).at[..., 0].set(x)
-        layers = (dict(layers[0], fwd_in=fwd_in), *layers[1:])
+        layers = (layers[0]._replace(fwd_in=fwd_in), *layers[1:])
         layers, out = _tick(config, shapes, meta_params, layers, error_msg, reverse=False)
         logits = out[:, config.output_index]
         if config.tanh_bound:
             logits = config.tanh_bound * jnp.tanh(logits / config.tanh_bound)
-        new_state = {"layers": layers, "logits": logits, "has_prev": jnp.ones((), jnp.bool_)}
-        return new_state, logits
+        return VSMLState(layers, logits, has_prev=jnp.ones((), jnp.bool_)), logits
 
     if config.remat:
         # Under jax.grad over a scanned stream, keep only the step's inputs and recompute the
@@ -724,10 +761,12 @@ def vsml(pretrained: str | None = None, **config: Any) -> Learner:
             steps[spec] = make_step(cfg, spec)
         return steps[spec]
 
-    def init(meta_params: PyTree, key: jax.Array, spec: TaskSpec) -> PyTree:
+    def init(meta_params: PyTree, key: jax.Array, spec: TaskSpec) -> VSMLState:
         return init_state(cfg, meta_params, key, spec)
 
-    def step(meta_params: PyTree, state: PyTree, obs: Observation) -> tuple[PyTree, jax.Array]:
+    def step(
+        meta_params: PyTree, state: VSMLState, obs: Observation
+    ) -> tuple[VSMLState, jax.Array]:
         spec = _spec_from_state(cfg, state)
         return _step_for(spec)(meta_params, state, obs)
 
@@ -747,8 +786,8 @@ def vsml(pretrained: str | None = None, **config: Any) -> Learner:
     )
 
 
-def _spec_from_state(config: VSMLConfig, state: PyTree) -> TaskSpec:
+def _spec_from_state(config: VSMLConfig, state: VSMLState) -> TaskSpec:
     """Recover the (static) task shape from the state's array shapes, so ``step`` needs no spec."""
-    first = state["layers"][0]["fwd_in"]
-    n_classes = state["logits"].shape[-1]
+    first = state.layers[0].fwd_in
+    n_classes = state.logits.shape[-1]
     return TaskSpec(tuple(first.shape[:-1]), n_classes)

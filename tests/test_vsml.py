@@ -124,7 +124,7 @@ class NumpyVSML:
 
     def __init__(self, cfg: V.VSMLConfig, params, layers, names):
         self.cfg, self.params = cfg, _np(params)
-        self.layers = [_np(dict(layer)) for layer in layers]
+        self.layers = [_np(layer._asdict()) for layer in layers]
         self.names = names
         self.shapes = None
 
@@ -327,7 +327,7 @@ def test_matches_numpy_model_of_public_code(case):
     assert set(params) == set(_names(case).values())
     state = learner.init(params, jax.random.key(4), spec)
     xs, ys = _stream(jax.random.key(5), input_shape, n_classes, 4)
-    reference = NumpyVSML(V.make_config(**options), params, state["layers"], _names(case)).run(
+    reference = NumpyVSML(V.make_config(**options), params, state.layers, _names(case)).run(
         np.asarray(xs), ys, n_classes
     )
     ours, _ = _run_learner(learner, params, state, xs, ys, n_classes)
@@ -426,18 +426,10 @@ def test_permuting_inputs_with_their_state_rows_gives_the_same_logits():
     params = _perturbed_meta_params(learner, spec, jax.random.key(0))
     state = learner.init(params, jax.random.key(1), spec)
     perm = np.array([3, 0, 5, 1, 4, 2])
-    layer = state["layers"][0]
-    permuted = {
-        **state,
-        "layers": (
-            {
-                **layer,
-                "h": layer["h"][perm],
-                "c": layer["c"][perm],
-                "fwd_in": layer["fwd_in"][perm],
-            },
-        ),
-    }
+    layer = state.layers[0]
+    permuted = state._replace(
+        layers=(layer._replace(h=layer.h[perm], c=layer.c[perm], fwd_in=layer.fwd_in[perm]),)
+    )
     xs, ys = _stream(jax.random.key(2), (6,), 4, 5)
     a, _ = _run_learner(learner, params, state, xs, ys, 4)
     b, _ = _run_learner(learner, params, permuted, xs[:, perm], ys, 4)
@@ -598,9 +590,9 @@ def test_initial_state_follows_the_public_code():
     learner = make("vsml")
     spec = TaskSpec((400,), 10)
     state = learner.init(learner.meta_init(jax.random.key(0), spec), jax.random.key(1), spec)
-    layer = state["layers"][0]
-    assert not np.any(np.asarray(layer["h"]))
-    c = np.asarray(layer["c"])
+    layer = state.layers[0]
+    assert not np.any(np.asarray(layer.h))
+    c = np.asarray(layer.c)
     assert not np.any(c[..., S // 2 :])
     rand = c[..., : S // 2] * math.sqrt(400)  # truncated normal (±2) times 1/sqrt(fan-in)
     assert np.abs(rand).max() <= 2.0 + 1e-5

@@ -17,6 +17,10 @@ int32[]}``, where ``prev_label`` is the true label of the previous example, or
 keeps whatever it needs (e.g. its previous logits) in ``state`` to compute its own error
 once ``prev_label`` arrives. ``logits`` has shape ``[spec.n_classes]``: the prediction for
 the current ``obs["x"]``.
+
+``state`` may be any pytree; the built-in learners use a ``NamedTuple`` (as optax does for
+optimizer states: named fields, a fixed tree structure for ``lax.scan``), and nested dicts for
+parameters and meta-parameters (as Flax does).
 """
 
 from __future__ import annotations

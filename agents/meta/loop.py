@@ -17,12 +17,13 @@ bit-identical meta-parameters to an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,21 @@ class TrainConfig:
             raise UserError(f"unknown meta-optimiser {self.method!r}; use 'es' or 'bptt'")
         if self.schedule not in ("constant", "cosine"):
             raise UserError(f"unknown schedule {self.schedule!r}; use 'constant' or 'cosine'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record a run folder's ``config.json`` keeps under ``"train"``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> TrainConfig:
+        """The config of a :meth:`to_dict` record, e.g. ``config.json["train"]`` of a run."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(record) - known)
+        if unknown:
+            raise UserError(
+                f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**record)
 
     def learning_rate_schedule(self) -> optax.Schedule:
         """Step -> learning rate: linear warm-up to ``learning_rate``, then constant or cosine.
@@ -249,7 +265,7 @@ def train(
 
     out = Path(out_dir)
     checkpoint_path = out / "checkpoint.msgpack"
-    config_record = {"train": asdict(config), **(run_info or {})}
+    config_record = {"train": config.to_dict(), **(run_info or {})}
     is_writer = jax.process_index() == 0
 
     check_run_folder(out, resume)

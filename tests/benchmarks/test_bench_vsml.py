@@ -204,8 +204,8 @@ def test_naive_per_cell_reference(
     keys = jax.random.split(jax.random.key(2), n_streams)
     xs, _, prev = _streams(n_inputs, n_classes, length, n_streams)
     states = jax.vmap(lambda k: learner.init(meta_params, k, spec))(keys)
-    layer = states["layers"][0]
-    naive_states = (layer["h"], layer["c"], states["logits"], states["has_prev"])
+    layer = states.layers[0]
+    naive_states = (layer.h, layer.c, states.logits, states.has_prev)
     naive = _naive_forward(spec)
     expected = xla.jit(_forward(learner, spec))(meta_params, keys, xs, prev)
     got = naive(meta_params, naive_states, xs, prev).block_until_ready()
