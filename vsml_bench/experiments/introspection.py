@@ -358,15 +358,32 @@ def plot_example_stream(document: dict[str, Any], path: Path) -> Path:
     return report.save_figure(figure, path)
 
 
-def write_outputs(document: dict[str, Any], out: Path) -> list[Path]:
+def write_outputs(document: dict[str, Any], out: Path, with_json: bool = True) -> list[Path]:
+    """``introspection.json`` (unless not ``with_json``), the two PNGs and ``table.md``."""
     from vsml_bench.experiments import report
 
+    paths = [report.write_json(out / "introspection.json", document)] if with_json else []
     return [
-        report.write_json(out / "introspection.json", document),
+        *paths,
         plot_curves(document, out / "introspection.png"),
         plot_example_stream(document, out / "example_stream.png"),
         report.write_text(out / "table.md", markdown(document)),
     ]
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """A results document this experiment wrote (for ``--render-only``)."""
+    import json
+
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"cannot read {path} ({error}); run the experiment with this --out first"
+        ) from None
+    if not isinstance(document, dict) or document.get("experiment") != EXPERIMENT:
+        raise UserError(f"{path} is not the output of `vsml-bench experiment {EXPERIMENT}`")
+    return document
 
 
 # --- command line -------------------------------------------------------------------------
@@ -403,6 +420,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tune-split", default=None, help="split SGD/Adam tune their rate on (train)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="redraw the plot and table from OUT/introspection.json without running anything",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -437,8 +459,13 @@ def run(args: argparse.Namespace) -> int:
     from vsml_bench.experiments import lineup
     from vsml_bench.leaderboard.harness import enable_compilation_cache
 
+    if args.render_only:
+        document = read_document(Path(args.out) / "introspection.json")
+        for path in write_outputs(document, Path(args.out), with_json=False):
+            print(path)
+        return 0
+    enable_compilation_cache()  # a re-run (e.g. with a new learner) compiles only what is new
     config = config_from_args(args)
-    enable_compilation_cache()
     specs = args.learners or lineup.default_specs()
     document = run_experiment(config, specs, show_progress=not args.no_progress)
     for path in write_outputs(document, Path(args.out)):

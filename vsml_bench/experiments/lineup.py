@@ -76,7 +76,7 @@ class Entrant:
             return {
                 "spec": self.spec,
                 "learner": self.tuned,
-                "tuned_on": "train split, mean online accuracy",
+                "tuned_on": "the tuning streams (see 'streams'), by mean online accuracy",
                 "grid": list(tuning_grid(self.tuned)),
             }
         return {
