@@ -22,12 +22,22 @@ Runs on the embedded digits. Run: ``python examples/03_plug_in_learner.py`` (abo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import optax
 
 from vsml_bench import agents, envs
 from vsml_bench.agents import Learner, Observation, TaskSpec
+
+
+class SoftmaxState(NamedTuple):
+    """Per-stream state: a NamedTuple, like every built-in learner's (any pytree would do)."""
+
+    w: jax.Array  # [D, C]
+    b: jax.Array  # [C]
+    prev_x: jax.Array  # [D] the previous input, learned from when its label arrives
 
 
 def softmax_regression(learning_rate: float = 0.01) -> Learner:
@@ -37,27 +47,29 @@ def softmax_regression(learning_rate: float = 0.01) -> Learner:
         del key, spec  # the same starting point for every task
         return {"log_lr": jnp.log(jnp.float32(learning_rate))}
 
-    def init(meta_params: dict, key: jax.Array, spec: TaskSpec) -> dict:
+    def init(meta_params: dict, key: jax.Array, spec: TaskSpec) -> SoftmaxState:
         del meta_params, key  # zero weights: nothing random to draw
-        return {
-            "w": jnp.zeros((spec.input_size, spec.n_classes), jnp.float32),
-            "b": jnp.zeros((spec.n_classes,), jnp.float32),
-            "prev_x": jnp.zeros((spec.input_size,), jnp.float32),
-        }
+        return SoftmaxState(
+            w=jnp.zeros((spec.input_size, spec.n_classes), jnp.float32),
+            b=jnp.zeros((spec.n_classes,), jnp.float32),
+            prev_x=jnp.zeros((spec.input_size,), jnp.float32),
+        )
 
-    def step(meta_params: dict, state: dict, obs: Observation) -> tuple[dict, jax.Array]:
-        n_classes = state["b"].shape[0]
+    def step(
+        meta_params: dict, state: SoftmaxState, obs: Observation
+    ) -> tuple[SoftmaxState, jax.Array]:
+        n_classes = state.b.shape[0]
         # Learn from (x_{t-1}, y_{t-1}); "no label yet" (prev_label == C) one-hots to zeros,
         # which a mask turns into no update at all.
         has_label = obs["prev_label"] < n_classes
         target = jax.nn.one_hot(obs["prev_label"], n_classes)
-        error = jax.nn.softmax(state["prev_x"] @ state["w"] + state["b"]) - target
+        error = jax.nn.softmax(state.prev_x @ state.w + state.b) - target
         error = jnp.where(has_label, error, 0.0)
         lr = jnp.exp(meta_params["log_lr"])
-        w = state["w"] - lr * jnp.outer(state["prev_x"], error)
-        b = state["b"] - lr * error
+        w = state.w - lr * jnp.outer(state.prev_x, error)
+        b = state.b - lr * error
         x = obs["x"].reshape(-1)
-        return {"w": w, "b": b, "prev_x": x}, x @ w + b
+        return SoftmaxState(w, b, prev_x=x), x @ w + b
 
     return Learner(
         name="softmax_regression",
