@@ -112,7 +112,7 @@ def _check_document(document, specs):
             correct = np.asarray(entry["sums"]["accuracy"])
             assert np.all(correct <= counts)
             first = entry["by_k"]["accuracy"][0]["value"]
-            assert first == pytest.approx(correct[:, 0].sum() / counts[:, 0].sum())
+            assert first == pytest.approx(correct[:, 0].sum() / counts[:, 0].sum(), abs=1e-6)
             probs = np.asarray(entry["example_stream_probs"])
             assert probs.shape == (config["example_steps"], config["n_classes"])
             np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=5e-3)
@@ -152,3 +152,11 @@ def test_tiny_run_on_mnist_test_streams():
     _check_document(document, ["vsml:mnist", "sgd"])
     assert document["datasets"]["mnist"]["env_kwargs"]["split"] == "test"
     assert document["streams"]["tuning"].startswith("split=train")
+
+
+def test_cli_reports_a_user_error_in_one_line(tmp_path, capsys):
+    from vsml_bench import cli
+
+    assert cli.main(["experiment", "introspection", "--render-only", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run the experiment with this --out first" in err

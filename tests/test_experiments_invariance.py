@@ -234,3 +234,11 @@ def test_tiny_run_on_fashion_mnist_test_streams_tuned_on_train():
     _check_document(document, ["vsml:mnist", "sgd"], n_variants=6)
     assert "split=train" in document["streams"]["tuning"]
     assert document["datasets"]["fashion_mnist"]["variants"][0]["env_kwargs"]["split"] == "test"
+
+
+def test_cli_reports_a_user_error_in_one_line(tmp_path, capsys):
+    from vsml_bench import cli
+
+    assert cli.main(["experiment", "invariance", "--render-only", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run the experiment with this --out first" in err

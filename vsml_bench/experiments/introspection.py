@@ -44,7 +44,7 @@ EXPERIMENT = "introspection"
 SCHEMA_VERSION = 1
 QUANTITIES = ("accuracy", "p_true", "p_pred")
 #: Positions of the table (those up to ``max_k``).
-TABLE_K = (1, 2, 3, 5, 10, 20)
+TABLE_K = (1, 2, 3, 5, 10, 15, 20, 30)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ CPU = Config(
     streams=256,
     length=200,
     n_classes=10,
-    max_k=20,
+    max_k=15,
     example_steps=40,
 )
 #: Paper-sized (more and longer streams): for accelerators.
@@ -110,7 +110,7 @@ def ratio_ci(sums: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> 
     boot = sums[idx].sum(axis=1)[n > 0] / n[n > 0]
     tail = (1.0 - metrics.CONFIDENCE) / 2.0
     low, high = np.quantile(boot, [tail, 1.0 - tail])
-    return metrics.Estimate(float(sums.sum() / counts.sum()), float(low), float(high)).to_json()
+    return metrics.Estimate(float(sums.sum() / counts.sum()), float(low), float(high)).to_dict()
 
 
 def curves(
@@ -192,7 +192,7 @@ def run_experiment(config: Config, specs: Sequence[str], show_progress: bool = T
             entry: dict[str, Any] = {
                 "online_accuracy": metrics.bootstrap_ci(
                     acc, metrics.stable_seed(EXPERIMENT, dataset, entrant.spec, "online")
-                ).to_json(),
+                ).to_dict(),
                 "by_k": curves(counts, sums, (EXPERIMENT, dataset, entrant.spec)),
                 "sums": {
                     "accuracy": sums["accuracy"].astype(np.int64).tolist(),
@@ -325,7 +325,7 @@ def plot_curves(document: dict[str, Any], path: Path) -> Path:
             ax.set_title(f"{dataset}: {titles[quantity]}", fontsize=9)
             ax.set_xlabel("k (the example is the k-th of its class)")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="lower right")  # the emptiest corner
     return report.save_figure(figure, path)
 
 
@@ -338,7 +338,12 @@ def plot_example_stream(document: dict[str, Any], path: Path) -> Path:
     labels = np.asarray(block["example_stream_labels"])
     learners = [(s, e) for s, e in block["learners"].items() if "not_run" not in e]
     figure, axes = plt.subplots(
-        len(learners), 1, figsize=(10, 1.7 * len(learners) + 0.6), squeeze=False, sharex=True
+        len(learners),
+        1,
+        figsize=(10, 1.5 * len(learners) + 0.6),
+        squeeze=False,
+        sharex=True,
+        layout="constrained",
     )
     first = occurrence(labels[None])[0] == 1
     steps = np.arange(len(labels))
@@ -353,7 +358,7 @@ def plot_example_stream(document: dict[str, Any], path: Path) -> Path:
     axes[-1, 0].set_xlabel(
         "step (red circle: true label; blue x: first example of its class)", fontsize=8
     )
-    figure.colorbar(image, ax=axes[:, 0].tolist(), label="softmax probability")
+    figure.colorbar(image, ax=axes[:, 0].tolist(), label="softmax probability", shrink=0.4)
     figure.suptitle(f"{dataset}: output probabilities on stream 0 (label = row)", fontsize=9)
     return report.save_figure(figure, path)
 

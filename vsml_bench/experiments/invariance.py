@@ -163,12 +163,12 @@ def score_cell(
 
     acc = np.asarray(correct, np.float64).mean(axis=1)
     cell: dict[str, Any] = {
-        "accuracy": metrics.bootstrap_ci(acc, metrics.stable_seed(*seed_parts, "acc")).to_json()
+        "accuracy": metrics.bootstrap_ci(acc, metrics.stable_seed(*seed_parts, "acc")).to_dict()
     }
     if base_correct is not None:
         base_acc = np.asarray(base_correct, np.float64).mean(axis=1)
         delta = delta_ci(acc, base_acc, metrics.stable_seed(*seed_parts, "delta"))
-        cell["delta"] = delta.to_json()
+        cell["delta"] = delta.to_dict()
         cell["verdict"] = verdict(delta, margin)
     return cell
 

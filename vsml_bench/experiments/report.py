@@ -37,10 +37,25 @@ def provenance(clock: Clock) -> dict[str, Any]:
     return {**environment(), "command": command_line(), **clock.read()}
 
 
+def dumps(value: Any, level: int = 0) -> str:
+    """JSON with one item per line, except lists of scalars, which stay on one line.
+
+    Raw results are long lists of numbers or bit strings; one line each keeps the files small
+    and their diffs readable.
+    """
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(k)}: {dumps(v, level + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list | tuple) and any(isinstance(v, dict | list | tuple) for v in value):
+        return "[\n" + ",\n".join(inner + dumps(v, level + 1) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
 def write_json(path: Path, document: dict[str, Any]) -> Path:
     from vsml_bench.io import atomic_write_text
 
-    return atomic_write_text(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return atomic_write_text(path, dumps(document) + "\n")
 
 
 def write_text(path: Path, text: str) -> Path:
