@@ -36,9 +36,9 @@ from vsml_bench.protocol import TaskSpec
 MODULES: dict[str, Path] = discover_modules()
 # Method names that would make a second serialisation convention.
 OTHER_RECORD_METHODS = {"to_json", "from_json", "as_dict", "asdict", "to_json_dict", "json"}
-# The experiment modules are being written in other sessions; their `Estimate.to_json()` calls
-# and `dataclasses.asdict(config)` records still run (the aliases warn) and move to `to_dict`
-# with them. The rules on class definitions and on records apply to them already.
+# The experiment modules are being written in other sessions: their run records still take
+# `dataclasses.asdict(config)` (introspection, invariance, clone_backprop) and move to a
+# `Config.to_dict()` with them. The rules on class definitions and on records apply already.
 CALL_RULES_SKIP = ("vsml_bench.experiments",)
 RECORD_CALLS = OTHER_RECORD_METHODS - {"asdict", "json"}  # asdict: its own rule; .json(): requests
 
