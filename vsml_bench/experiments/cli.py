@@ -17,6 +17,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "vsml_bench.experiments.generalization",
         "meta-trained learners in and out of their meta-training distribution (Figure 8)",
     ),
+    "clone-backprop": (
+        "vsml_bench.experiments.clone_backprop",
+        "meta-train VSML to implement backprop, then run it forward-only (paper §3.2)",
+    ),
     "invariance": (
         "vsml_bench.experiments.invariance",
         "one set of meta-parameters across class counts, resolutions and permutations (§4.3)",
