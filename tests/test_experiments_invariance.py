@@ -106,11 +106,13 @@ def _document():
                 "variants": [
                     {
                         "name": "unmodified",
+                        "group": "unmodified",
                         "chance": 0.1,
                         "results": {"vsml:mnist": cell(0.6), "meta_rnn:mnist": cell(0.5)},
                     },
                     {
                         "name": "48x48 px",
+                        "group": "resolution",
                         "chance": 0.1,
                         "results": {
                             "vsml:mnist": cell(0.45, -0.15, "fails"),
@@ -242,3 +244,15 @@ def test_cli_reports_a_user_error_in_one_line(tmp_path, capsys):
     assert cli.main(["experiment", "invariance", "--render-only", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "run the experiment with this --out first" in err
+
+
+def test_markdown_says_when_a_learner_has_no_unmodified_run_to_compare_with():
+    document = _document()
+    rows = document["datasets"]["mnist"]["variants"]
+    rows[0]["results"]["meta_rnn:mnist"] = {"not_run": "no"}
+    rows[1]["results"]["meta_rnn:mnist"] = {"accuracy": {"value": 0.5, "low": 0.4, "high": 0.6}}
+    table = invariance.markdown(document)
+    assert (
+        "| 48x48 px | 10 | 45.0 [44.0, 46.0] | −15.0 ✗ | 50.0 [40.0, 60.0] | no reference |"
+        in table
+    )

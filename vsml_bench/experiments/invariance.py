@@ -274,15 +274,16 @@ def run_experiment(config: Config, specs: Sequence[str], show_progress: bool = T
 # --- outputs ------------------------------------------------------------------------------
 
 
-def _cell_text(cell: dict[str, Any]) -> tuple[str, str]:
+def _cell_text(cell: dict[str, Any], reference: bool) -> tuple[str, str]:
+    """``(accuracy [CI], Δ and verdict)`` of a cell; ``reference`` for the unmodified task."""
     from vsml_bench.experiments.report import points
 
     if "not_run" in cell:
         return "not run", ""
     acc = cell["accuracy"]
     text = f"{points(acc['value'])} [{points(acc['low'])}, {points(acc['high'])}]"
-    if "delta" not in cell:
-        return text, "(reference)"
+    if "delta" not in cell:  # the reference itself, or a learner that could not run it
+        return text, "(reference)" if reference else "no reference"
     d = cell["delta"]
     sign = "+" if d["value"] >= 0 else "−"
     return text, f"{sign}{points(abs(d['value']))} {VERDICTS[cell['verdict']]}"
@@ -303,7 +304,8 @@ def markdown(document: dict[str, Any]) -> str:
         header = ["variant", "chance", *[h for s in specs for h in (s, "Δ")]]
         rows = []
         for row in block["variants"]:
-            cells = [_cell_text(row["results"][s]) for s in specs]
+            reference = row["group"] == "unmodified"
+            cells = [_cell_text(row["results"][s], reference) for s in specs]
             rows.append(
                 [row["name"], f"{100 * row['chance']:.0f}", *[t for pair in cells for t in pair]]
             )
