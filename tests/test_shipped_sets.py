@@ -19,12 +19,13 @@ from vsml_bench.agents import pretrained
 from vsml_bench.protocol import TaskSpec
 
 SHIPPED = [(learner, name) for learner, names in pretrained.shipped().items() for name in names]
-#: Sets selected by a held-out evaluation (those `vsml-bench export` writes from a training run);
-#: a set made otherwise (e.g. the backprop clone) documents its own reproduction.
+#: Sets selected by a held-out evaluation on task families (those `vsml-bench train` + `export`
+#: write); a set made otherwise (the backprop clone, selected on its own supervised objective)
+#: documents its own reproduction.
 SELECTED = [
     (learner, name)
     for learner, name in SHIPPED
-    if "held_out_eval_at_exported_step" in pretrained.load(name, learner=learner)[1]
+    if (pretrained.load(name, learner=learner)[1].get("data") or {}).get("eval_families")
 ]
 
 
