@@ -232,7 +232,7 @@ def test_cloning_loss_decreases_on_a_tiny_config():
 
 
 @pytest.mark.slow
-def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path):
+def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
     from vsml_bench.cli import main
     from vsml_bench.leaderboard.harness import build_learner
 
@@ -272,6 +272,7 @@ def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path):
         "2",
         "--no-progress",
     ]
+    monkeypatch.setattr("sys.argv", ["vsml-bench", *tiny])  # the command the run records
     assert main(tiny) == 0
     document = json.loads((out / "clone_backprop.json").read_text())
     assert document["cloning"]["steps"] == 2

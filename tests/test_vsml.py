@@ -406,8 +406,8 @@ def test_no_label_means_zero_error():
     spec = TaskSpec((5,), 3)
     params = _perturbed_meta_params(learner, spec, jax.random.key(0))
     state = learner.init(params, jax.random.key(1), spec)
-    state = {**state, "has_prev": jnp.bool_(True)}
-    other = {**state, "logits": jnp.asarray([3.0, -1.0, 0.5])}
+    state = state._replace(has_prev=jnp.bool_(True))
+    other = state._replace(logits=jnp.asarray([3.0, -1.0, 0.5]))
     x = jnp.linspace(-1, 1, 5)
     none = {"x": x, "prev_label": jnp.int32(3)}
     _, a = learner.step(params, state, none)

@@ -305,7 +305,8 @@ def late_accuracy(correct: np.ndarray, window: int) -> np.ndarray:
 
 
 def curve(correct: np.ndarray, bin_size: int) -> list[float]:
-    """Accuracy per consecutive bin of ``bin_size`` examples, over all streams."""
+    """Accuracy per consecutive bin of ``bin_size`` examples (one bin for shorter streams)."""
+    bin_size = min(bin_size, correct.shape[1])
     n = correct.shape[1] // bin_size
     return [float(x) for x in correct[:, : n * bin_size].reshape(len(correct), n, -1).mean((0, 2))]
 
@@ -314,7 +315,7 @@ def estimate(values: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     from vsml_bench.leaderboard.metrics import bootstrap_ci
 
     e = bootstrap_ci(values, rng)
-    return {"mean": e.mean, "low": e.low, "high": e.high}
+    return {"mean": e.value, "low": e.low, "high": e.high}
 
 
 def meta_test(config: Config, meta_params: Any, progress: bool) -> list[dict[str, Any]]:
