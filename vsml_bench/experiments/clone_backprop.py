@@ -106,7 +106,7 @@ CPU = Config(
     test_length=2000,
     late_window=500,
     deep_hidden=32,
-    deep_streams=16,
+    deep_streams=8,
 )
 #: Accelerator-sized: 8x the tasks, 3x longer cloning streams, 10x the steps, 128 test streams,
 #: a 100-unit deep network.
@@ -318,23 +318,38 @@ def estimate(values: np.ndarray, rng: np.random.Generator) -> dict[str, float]:
     return {"mean": e.value, "low": e.low, "high": e.high}
 
 
-def meta_test(config: Config, meta_params: Any, progress: bool) -> list[dict[str, Any]]:
-    """Every (dataset, entrant) on the same streams: raw bits, metrics with CIs, curves."""
+def meta_test(
+    config: Config, meta_params: Any, sha256: str, partial: Path, progress: bool
+) -> list[dict[str, Any]]:
+    """Every (dataset, entrant) on the same streams: raw bits and curves.
+
+    After each one the rows so far are written to ``partial`` (with the config and the sha256
+    of the meta-parameters); a re-run with the same ones starts after the last finished row.
+    """
     import jax
 
     from vsml_bench import envs
     from vsml_bench.experiments import lineup, report
     from vsml_bench.leaderboard.metrics import encode_bits
 
-    rows = []
+    stamp = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "sha256": sha256}
+    rows: list[dict[str, Any]] = []
+    if partial.is_file():
+        saved = json.loads(partial.read_text())
+        if {k: saved.get(k) for k in stamp} == stamp:
+            rows = saved["rows"]
+    done = {(r["dataset"], r["network"], r["learner"]) for r in rows}
     people = entrants(config, meta_params)
     bar = report.progress(len(config.datasets) * len(people), progress, "run")
+    bar.update(len(done))
     for dataset in config.datasets:
         _, env_params = envs.make(
             lineup.online_env_id(dataset), split=config.split, stream_length=config.test_length
         )
         key = jax.random.key(config.seed)
         for entrant in people:
+            if (dataset, entrant["network"], entrant["name"]) in done:
+                continue
             outputs = lineup.run_learner(
                 entrant["learner"], entrant["meta_params"], env_params, key, entrant["streams"]
             )
@@ -352,6 +367,7 @@ def meta_test(config: Config, meta_params: Any, progress: bool) -> list[dict[str
                     "curve": curve(correct, 100),
                 }
             )
+            report.write_json(partial, {**stamp, "rows": rows})
             bar.update(1)
     bar.close()
     return rows
@@ -546,7 +562,8 @@ def run_experiment(config: Config, out: Path, resume: bool, progress: bool) -> d
     run_dir = out / "run"
     meta_train(config, run_dir, resume, progress)
     card, meta_params = export_clone(run_dir, out / f"vsml_{SET_NAME}")
-    runs = meta_test(config, meta_params, progress)
+    partial = out / "meta_test.partial.json"
+    runs = meta_test(config, meta_params, card["sha256"], partial, progress)
     scores = score(runs, config)
     return {
         "experiment": EXPERIMENT,
@@ -632,6 +649,7 @@ def run(args: argparse.Namespace) -> int:
     document = run_experiment(config, out, args.resume, progress=not args.no_progress)
     for path in write_outputs(document, out):
         print(path)
+    (out / "meta_test.partial.json").unlink(missing_ok=True)  # its rows are in the JSON now
     for line in document["targets"]:
         print(line)
     return 0
