@@ -31,9 +31,11 @@ component changes as much per step as the weight's and both are cloned to the sa
 
 so the error handed to the layer below is ``δ_a = mean_b m^←_ab``. This is exact backprop of the
 cross-entropy with one learning rate per layer and parameter kind: for the last layer
-``Δs = -(ηA/κ) ∂L/∂s``, ``Δβ = -(η_β/κ) ∂L/∂β``; a layer below sees its error scaled by
-``(κ_δ/κ)(B'/C)``-type constants of the layer above (see :func:`backprop_learner`, which runs
-these very equations, and its tests against ``jax.grad``).
+``Δs = -(ηA/κ) ∂L/∂s`` and, for its bias ``b = mean_a β``, ``Δb = -(η_β/κ) ∂L/∂b``; the error
+it hands down is ``λ = κ_δ A / (κ B)`` times ``∂L/∂x`` (``A, B`` its fan-in and fan-out), so the
+layer below runs SGD with both rates scaled by ``λ`` (:func:`effective_sgd_rates`;
+:func:`backprop_learner` runs these very equations, and its tests check them against
+``jax.grad``). Defaults (:class:`BackpropRule`): ``κ = 128, κ_δ = 1, η = 0.03, η_β = 0.001``.
 
 How VSML is asked to do it. The learner runs with ``backward_pass=True`` and
 ``separate_backward_rnn=True``: per example, a reverse sweep by the *backward* sub-RNN
@@ -62,8 +64,8 @@ random errors ``δ = softmax(z) − onehot(y)``, ``z ~ N(0, σ_z²)``:
 (``Δc`` over the sweep, resp. over the forward tick for the last two terms). Shallow
 (``A → C``) and deep (``A → H → C``) networks are two task groups of one :class:`Objective`; in
 the deep one the hidden layer's inputs and errors are the VSML's own messages. Half of the
-streams start from stored weights spread over ``U(-w_max, w_max)`` (and biases over
-``U(-b_max, b_max)``), so that the rule is cloned over the range a long stream reaches.
+streams start from stored weights spread over ``U(-w_max, w_max)`` (and bias components ``u``
+over ``U(-b_max, b_max)``), so that the rule is cloned over the range a long stream reaches.
 
 Scale. Message sizes of ``κ ≈ 10²`` are far from the ``O(1)`` scale of a fresh head, and Adam
 moves a parameter by about its learning rate per step; so the trainable parameters ``θ'`` hold
@@ -462,7 +464,8 @@ def backprop_learner(
     """Online backprop of the network of the module docstring, batch 1 (the clone's teacher).
 
     Per step: the error of the previous example ``δ = softmax(ŷ_{t-1}) − onehot(y_{t-1})``
-    updates every layer from the top, ``Δs = -η tanh(x) δᵀ``, ``Δβ = -η_β δ``, and is passed
+    updates every layer from the top, ``Δs = -η tanh(x) δᵀ``, ``Δu = -η δ`` (the state's ``"b"``
+    holds the bias components ``u`` of the outputs, the bias is ``ρ u``), and is passed
     down as ``δ_a = mean_b κ_δ δ_b s_ab (1 − tanh² x_a)`` (with the layer's weights before its
     update); then ``x_t`` is predicted. The initial weights are those a VSML learner with
     :func:`clone_config` stores in ``c[..., 0]`` for the same key (so, run on the same streams,
