@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from vsml_bench.errors import UserError
+from vsml_bench.experiments import options
 
 EXPERIMENT = "clone-backprop"
 SCHEMA_VERSION = 1
@@ -82,6 +84,13 @@ class Config:
     split: str = "test"
     checkpoint_every: int = 25
     held_out_streams: int = 8
+
+    def to_dict(self) -> dict[str, Any]:
+        return options.config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Config:
+        return options.config_from_dict(cls, record)
 
     def tasks(self):
         from vsml_bench.agents.meta.clone import CloneTask
@@ -332,7 +341,7 @@ def meta_test(
     from vsml_bench.experiments import lineup, report
     from vsml_bench.leaderboard.metrics import encode_bits
 
-    stamp = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "sha256": sha256}
+    stamp = {"config": config.to_dict(), "sha256": sha256}
     rows: list[dict[str, Any]] = []
     if partial.is_file():
         saved = json.loads(partial.read_text())
@@ -568,7 +577,7 @@ def run_experiment(config: Config, out: Path, resume: bool, progress: bool) -> d
     return {
         "experiment": EXPERIMENT,
         "schema_version": SCHEMA_VERSION,
-        "config": dataclasses.asdict(config),
+        "config": config.to_dict(),
         "rule": clone.BackpropRule().to_dict(),
         "cloning": cloning_summary(run_dir, card),
         "scores": scores,
@@ -581,53 +590,37 @@ def run_experiment(config: Config, out: Path, resume: bool, progress: bool) -> d
 # --- command line -------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="docs/results/clone-backprop", help="output folder")
-    parser.add_argument(
-        "--paper",
-        action="store_true",
-        help="the accelerator-sized config (20k steps of 256 streams of 48, 128 test streams)",
+    options.add_common(
+        parser,
+        out="docs/results/clone-backprop",
+        paper_help="the accelerator-sized config (20k steps of 256 streams of 48, 128 test streams)",
     )
     parser.add_argument(
         "--resume",
         action="store_true",
         help="continue the cloning run in <out>/run (a finished one goes straight to the test)",
     )
-    parser.add_argument("--steps", type=_positive, default=None, help="cloning steps")
-    parser.add_argument("--n-tasks", type=_positive, default=None, help="streams per step")
-    parser.add_argument("--stream-length", type=_positive, default=None, help="cloning T")
-    parser.add_argument("--input-size", type=_positive, default=None, help="cloning network A")
-    parser.add_argument("--n-classes", type=_positive, default=None, help="cloning network C")
-    parser.add_argument("--hidden", type=_positive, default=None, help="cloning deep network H")
+    positive = options.positive
+    parser.add_argument("--steps", type=positive, default=None, help="cloning steps")
+    parser.add_argument("--n-tasks", type=positive, default=None, help="streams per step")
+    parser.add_argument("--stream-length", type=positive, default=None, help="cloning T")
+    parser.add_argument("--input-size", type=positive, default=None, help="cloning network A")
+    parser.add_argument("--n-classes", type=positive, default=None, help="cloning network C")
+    parser.add_argument("--hidden", type=positive, default=None, help="cloning deep network H")
     parser.add_argument("--learning-rate", type=float, default=None, help="Adam's peak rate")
     parser.add_argument("--warmup-steps", type=int, default=None)
-    parser.add_argument("--eval-every", type=_positive, default=None, help="held-out cadence")
-    parser.add_argument("--datasets", nargs="+", default=None, help="data registry names")
-    parser.add_argument("--split", default=None, help="split of the reported streams (test)")
-    parser.add_argument("--test-streams", type=_positive, default=None)
-    parser.add_argument("--test-length", type=_positive, default=None)
-    parser.add_argument("--late-window", type=_positive, default=None)
+    parser.add_argument("--eval-every", type=positive, default=None, help="held-out cadence")
+    parser.add_argument("--test-streams", type=positive, default=None)
+    parser.add_argument("--test-length", type=positive, default=None)
+    parser.add_argument("--late-window", type=positive, default=None)
     parser.add_argument("--deep-hidden", type=int, default=None, help="0: no deep meta-test")
-    parser.add_argument("--deep-streams", type=_positive, default=None)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--deep-streams", type=positive, default=None)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """``PAPER`` or ``CPU`` with every option given on the command line applied on top."""
-    config = PAPER if args.paper else CPU
-    names = [f.name for f in dataclasses.fields(Config)]
-    changes = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    if "datasets" in changes:
-        changes["datasets"] = tuple(changes["datasets"])
-    config = dataclasses.replace(config, **changes)
+    config = options.config_from_args(args, CPU, PAPER)
     if config.late_window > config.test_length:
         raise UserError(
             f"--late-window {config.late_window} is longer than the streams "
