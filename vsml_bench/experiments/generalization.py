@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from vsml_bench.errors import UserError
+from vsml_bench.experiments import options
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +152,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tune-seed", type=int, default=0, help="seed of the tuning streams")
     parser.add_argument("--data-dir", type=Path, default=None, help="folder with dataset files")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    options.add_no_progress(parser)
 
 
 # --- what to run ---------------------------------------------------------------------------

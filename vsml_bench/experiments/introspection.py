@@ -31,7 +31,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from vsml_bench.errors import UserError
+from vsml_bench.experiments import options
 
 EXPERIMENT = "introspection"
 SCHEMA_VERSION = 1
@@ -58,6 +60,13 @@ class Config:
     seed: int = 0
     split: str = "test"
     tune_split: str = "train"
+
+    def to_dict(self) -> dict[str, Any]:
+        return options.config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Config:
+        return options.config_from_dict(cls, record)
 
 
 #: A few CPU-minutes on 2 cores with the shipped VSML and tuned SGD/Adam.
@@ -224,7 +233,7 @@ def run_experiment(config: Config, specs: Sequence[str], show_progress: bool = T
     return {
         "experiment": EXPERIMENT,
         "schema_version": SCHEMA_VERSION,
-        "config": dataclasses.asdict(config),
+        "config": config.to_dict(),
         "definitions": {
             "k": "the example is the k-th of its class in the stream (1-indexed)",
             "accuracy": "P(argmax softmax(z) = y | k), pooled over streams and classes",
@@ -376,77 +385,25 @@ def write_outputs(document: dict[str, Any], out: Path, with_json: bool = True) -
     ]
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """A results document this experiment wrote (for ``--render-only``)."""
-    import json
-
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"cannot read {path} ({error}); run the experiment with this --out first"
-        ) from None
-    if not isinstance(document, dict) or document.get("experiment") != EXPERIMENT:
-        raise UserError(f"{path} is not the output of `vsml-bench experiment {EXPERIMENT}`")
-    return document
-
-
 # --- command line -------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="docs/results/introspection", help="output folder")
-    parser.add_argument(
-        "--learners",
-        nargs="+",
-        default=None,
-        help="learner specs (NAME, NAME:SET, NAME:PATH); sgd/adam are tuned on the train "
-        "split (default: every shipped meta-trained set, then sgd adam)",
+    options.add_common(
+        parser,
+        out="docs/results/introspection",
+        paper_help="paper-sized config (1024 streams of 300)",
     )
-    parser.add_argument(
-        "--paper", action="store_true", help="paper-sized config (1024 streams of 300)"
-    )
-    parser.add_argument("--datasets", nargs="+", default=None, help="data registry names")
-    parser.add_argument("--streams", type=_positive, default=None)
-    parser.add_argument("--length", type=_positive, default=None, help="examples per stream")
+    options.add_lineup(parser, document="introspection.json", streams_help=None)
+    positive = options.positive
     parser.add_argument("--n-classes", type=int, default=None, help="classes per stream")
-    parser.add_argument("--max-k", type=_positive, default=None, help="largest k reported")
-    parser.add_argument("--example-steps", type=_positive, default=None)
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--split", default=None, help="split of the reported streams (test)")
-    parser.add_argument(
-        "--tune-split", default=None, help="split SGD/Adam tune their rate on (train)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="redraw the plot and table from OUT/introspection.json without running anything",
-    )
+    parser.add_argument("--max-k", type=positive, default=None, help="largest k reported")
+    parser.add_argument("--example-steps", type=positive, default=None)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """``PAPER`` or ``CPU`` with every option given on the command line applied on top."""
-    config = PAPER if args.paper else CPU
-    changes = {
-        "datasets": tuple(args.datasets) if args.datasets else None,
-        "streams": args.streams,
-        "length": args.length,
-        "n_classes": args.n_classes,
-        "max_k": args.max_k,
-        "example_steps": args.example_steps,
-        "seed": args.seed,
-        "split": args.split,
-        "tune_split": args.tune_split,
-    }
-    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    config = options.config_from_args(args, CPU, PAPER)
     if config.n_classes < 2:
         raise UserError(f"--n-classes must be at least 2, not {config.n_classes}")
     if config.streams < 2:
@@ -462,17 +419,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     from vsml_bench.experiments import lineup
-    from vsml_bench.leaderboard.harness import enable_compilation_cache
 
-    if args.render_only:
-        document = read_document(Path(args.out) / "introspection.json")
-        for path in write_outputs(document, Path(args.out), with_json=False):
-            print(path)
-        return 0
-    enable_compilation_cache()  # a re-run (e.g. with a new learner) compiles only what is new
-    config = config_from_args(args)
-    specs = args.learners or lineup.default_specs()
-    document = run_experiment(config, specs, show_progress=not args.no_progress)
-    for path in write_outputs(document, Path(args.out)):
-        print(path)
-    return 0
+    return lineup.run_command(args, sys.modules[__name__])

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from vsml_bench.errors import UserError
+from vsml_bench.experiments import options
 
 EXPERIMENT = "invariance"
 SCHEMA_VERSION = 1
@@ -61,6 +63,13 @@ class Config:
     seed: int = 0
     split: str = "test"  # the reported streams
     tune_split: str = "train"  # where SGD/Adam choose their learning rate
+
+    def to_dict(self) -> dict[str, Any]:
+        return options.config_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Config:
+        return options.config_from_dict(cls, record)
 
 
 #: For 2 CPU cores: 13 variants per dataset (compiling one program per learner and variant
@@ -255,7 +264,7 @@ def run_experiment(config: Config, specs: Sequence[str], show_progress: bool = T
     return {
         "experiment": EXPERIMENT,
         "schema_version": SCHEMA_VERSION,
-        "config": dataclasses.asdict(config),
+        "config": config.to_dict(),
         "metric": "mean online accuracy over the stream, 95% percentile bootstrap over streams",
         "rule": (
             f"holds: the 95% CI of Δ (variant − unmodified) lies above −{config.margin:g} "
@@ -373,79 +382,24 @@ def write_outputs(document: dict[str, Any], out: Path, with_json: bool = True) -
     ]
 
 
-def read_document(path: Path) -> dict[str, Any]:
-    """A results document this experiment wrote (for ``--render-only``)."""
-    import json
-
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"cannot read {path} ({error}); run the experiment with this --out first"
-        ) from None
-    if not isinstance(document, dict) or document.get("experiment") != EXPERIMENT:
-        raise UserError(f"{path} is not the output of `vsml-bench experiment {EXPERIMENT}`")
-    return document
-
-
 # --- command line -------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="docs/results/invariance", help="output folder")
-    parser.add_argument(
-        "--learners",
-        nargs="+",
-        default=None,
-        help="learner specs (NAME, NAME:SET, NAME:PATH); sgd/adam are tuned on the train "
-        "split (default: every shipped meta-trained set, then sgd adam)",
+    options.add_common(
+        parser,
+        out="docs/results/invariance",
+        paper_help="the paper-sized config (512 streams of 500, finer resolutions): for accelerators",
     )
-    parser.add_argument(
-        "--paper",
-        action="store_true",
-        help="the paper-sized config (512 streams of 500, finer resolutions): for accelerators",
-    )
-    parser.add_argument("--datasets", nargs="+", default=None, help="data registry names")
-    parser.add_argument("--streams", type=_positive, default=None, help="test streams per cell")
-    parser.add_argument("--length", type=_positive, default=None, help="examples per stream")
+    options.add_lineup(parser, document="invariance.json", streams_help="test streams per cell")
     parser.add_argument("--class-counts", type=int, nargs="+", default=None)
-    parser.add_argument("--image-sizes", type=_positive, nargs="+", default=None)
+    parser.add_argument("--image-sizes", type=options.positive, nargs="+", default=None)
     parser.add_argument("--margin", type=float, default=None, help="invariance margin (points)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--split", default=None, help="split of the reported streams (test)")
-    parser.add_argument(
-        "--tune-split", default=None, help="split SGD/Adam tune their rate on (train)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="redraw the plot and table from OUT/invariance.json without running anything",
-    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """``PAPER`` or ``CPU``, with every option given on the command line applied on top."""
-    config = PAPER if args.paper else CPU
-    changes = {
-        "datasets": tuple(args.datasets) if args.datasets else None,
-        "streams": args.streams,
-        "length": args.length,
-        "class_counts": tuple(args.class_counts) if args.class_counts else None,
-        "image_sizes": tuple(args.image_sizes) if args.image_sizes else None,
-        "margin": args.margin,
-        "seed": args.seed,
-        "split": args.split,
-        "tune_split": args.tune_split,
-    }
-    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    config = options.config_from_args(args, CPU, PAPER)
     if any(c < 2 for c in config.class_counts):
         raise UserError("--class-counts must all be at least 2 (a task needs two classes)")
     if config.margin <= 0:
@@ -457,17 +411,5 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     from vsml_bench.experiments import lineup
-    from vsml_bench.leaderboard.harness import enable_compilation_cache
 
-    if args.render_only:
-        document = read_document(Path(args.out) / "invariance.json")
-        for path in write_outputs(document, Path(args.out), with_json=False):
-            print(path)
-        return 0
-    enable_compilation_cache()  # a re-run (e.g. with a new learner) compiles only what is new
-    config = config_from_args(args)
-    specs = args.learners or lineup.default_specs()
-    document = run_experiment(config, specs, show_progress=not args.no_progress)
-    for path in write_outputs(document, Path(args.out)):
-        print(path)
-    return 0
+    return lineup.run_command(args, sys.modules[__name__])

@@ -405,3 +405,31 @@ def outputs_of(result: Any) -> StreamOutputs | None:
     if isinstance(result, StreamOutputs):
         return result
     return None
+
+
+def run_command(args: Any, experiment: Any) -> int:
+    """``run(args)`` of a lineup experiment module (introspection, invariance).
+
+    The module gives ``EXPERIMENT``, ``config_from_args``, ``run_experiment`` and
+    ``write_outputs``; ``--render-only`` redraws from ``OUT/<EXPERIMENT>.json`` instead.
+    """
+    from pathlib import Path
+
+    from vsml_bench.experiments import report
+    from vsml_bench.leaderboard.harness import enable_compilation_cache
+
+    out = Path(args.out)
+    if args.render_only:
+        document = report.read_document(
+            out / f"{experiment.EXPERIMENT}.json", experiment.EXPERIMENT
+        )
+        for path in experiment.write_outputs(document, out, with_json=False):
+            print(path)
+        return 0
+    enable_compilation_cache()  # a re-run (e.g. with a new learner) compiles only what is new
+    config = experiment.config_from_args(args)
+    specs = args.learners or default_specs()
+    document = experiment.run_experiment(config, specs, show_progress=not args.no_progress)
+    for path in experiment.write_outputs(document, out):
+        print(path)
+    return 0

@@ -41,7 +41,9 @@ def add_common(parser: argparse.ArgumentParser, *, out: str, paper_help: str) ->
     add_no_progress(parser)
 
 
-def add_lineup(parser: argparse.ArgumentParser, *, document: str, streams_help: str) -> None:
+def add_lineup(
+    parser: argparse.ArgumentParser, *, document: str, streams_help: str | None = None
+) -> None:
     """The options of an experiment that runs a lineup (:mod:`.lineup`) on test streams and
     writes ``OUT/<document>``: ``--learners``, ``--streams``, ``--length``, ``--tune-split``
     and ``--render-only``."""

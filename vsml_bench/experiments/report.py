@@ -52,6 +52,21 @@ def dumps(value: Any, level: int = 0) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False)
 
 
+def read_document(path: Path, experiment: str) -> dict[str, Any]:
+    """A results document ``vsml-bench experiment <experiment>`` wrote (for ``--render-only``)."""
+    from vsml_bench.errors import UserError
+
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"cannot read {path} ({error}); run the experiment with this --out first"
+        ) from None
+    if not isinstance(document, dict) or document.get("experiment") != experiment:
+        raise UserError(f"{path} is not the output of `vsml-bench experiment {experiment}`")
+    return document
+
+
 def write_json(path: Path, document: dict[str, Any]) -> Path:
     from vsml_bench.io import atomic_write_text
 
