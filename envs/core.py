@@ -252,9 +252,42 @@ class ClassificationEnv:
 
     Subclasses define :meth:`sample_indices` (which examples form the stream, with their labels).
     All methods are pure functions of their arguments; the object holds no state.
+
+    Params and ``default_params`` (the one difference from gymnax). The params carry the
+    dataset (the examples as device arrays), so ``reset`` and ``step`` always take them as an
+    argument: a jitted function then takes the data as an input, where gymnax's optional
+    ``params=None`` would bake the whole dataset into the compiled program as a constant. The
+    env object holds only the recipe of its default params, ``dataset`` and ``options`` (the
+    keyword arguments of :func:`vsml_bench.envs.make`); :attr:`default_params` builds them, so
+    ``env, params = make(id, **kw)`` gives ``env.default_params`` equal to ``params``, as
+    ``gymnax.make`` does. A bare ``OnlineClassification()`` has the embedded ``digits`` data and
+    ``make``'s defaults.
+
+    Args:
+      dataset: the data registry name :attr:`default_params` loads (default: embedded digits).
+      **options: the options of :func:`vsml_bench.envs.make` for :attr:`default_params`.
     """
 
     name = "classification"
+
+    def __init__(self, dataset: str = "digits", **options: Any):
+        self.dataset = dataset
+        self.options = dict(options)
+
+    def __repr__(self) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}({self.dataset!r}{options})"
+
+    @property
+    def default_params(self) -> ClassificationParams:
+        """The params :func:`vsml_bench.envs.make` builds for this env's dataset and options.
+
+        Built afresh on each access (a data load, from the parsed-array cache after the first
+        time): keep the result, or the ``params`` that ``make`` returned, which are equal.
+        """
+        from vsml_bench.envs.factory import make_from  # factory imports this module
+
+        return make_from(self.name, self.dataset, **self.options)[1]
 
     # ----------------------------------------------------------------- tasks and reset
 

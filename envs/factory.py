@@ -8,6 +8,7 @@ env's ``reset`` on device.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -162,8 +163,15 @@ def check_num_envs(num_envs: Any) -> int:
     return int(num_envs)
 
 
+def _make_from_defaults() -> dict[str, Any]:
+    """The default of every named option of :func:`make_from`."""
+    parameters = inspect.signature(make_from).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is p.KEYWORD_ONLY}
+
+
 def env_for(params: ClassificationParams) -> ClassificationEnv:
-    """The functional env that goes with ``params``."""
+    """The functional env that goes with ``params`` (its dynamics; its ``default_params`` are
+    those of a bare env, the embedded digits: the params do not record every make option)."""
     return FewShotClassification() if isinstance(params, FewShotParams) else OnlineClassification()
 
 
@@ -281,25 +289,28 @@ def make_from(
     """:func:`make` from a kind (``"online"``/``"few_shot"``) and a data registry name."""
     import jax.numpy as jnp
 
-    _check_types(
-        dict(
-            split=split,
-            stream_length=stream_length,
-            n_classes=n_classes,
-            n_way=n_way,
-            k_shot=k_shot,
-            n_query=n_query,
-            projection=projection,
-            permute_labels=permute_labels,
-            permute_pixels=permute_pixels,
-            image_size=image_size,
-            normalise=normalise,
-            invert_inputs=invert_inputs,
-            flatten=flatten,
-            action_type=action_type,
-            download=download,
-        )
+    options = dict(
+        split=split,
+        stream_length=stream_length,
+        n_classes=n_classes,
+        n_way=n_way,
+        k_shot=k_shot,
+        n_query=n_query,
+        projection=projection,
+        permute_labels=permute_labels,
+        permute_pixels=permute_pixels,
+        image_size=image_size,
+        normalise=normalise,
+        invert_inputs=invert_inputs,
+        flatten=flatten,
+        action_type=action_type,
+        download=download,
     )
+    _check_types(options)
+    # What the env keeps to rebuild these params (its default_params): the options given.
+    defaults = _make_from_defaults()
+    recipe = {k: v for k, v in {**options, "data_dir": data_dir}.items() if v != defaults[k]}
+    recipe.update(data_options)
     if action_type not in ACTION_TYPES:
         raise InvalidEnvConfig(
             f"action_type must be one of {', '.join(ACTION_TYPES)}, not {action_type!r}"
@@ -366,7 +377,7 @@ def make_from(
             raise InvalidEnvConfig(f"stream_length must be at least 1, got {t}")
         params: ClassificationParams = OnlineParams(n_classes=n, stream_length=t, **common)
         check_streams_fit(params, 1, lazy=False)
-        return OnlineClassification(), params
+        return OnlineClassification(dataset, **recipe), params
 
     way = min(DEFAULT_N_WAY, c_data) if n_way is None else int(n_way)
     k = DEFAULT_K_SHOT if k_shot is None else int(k_shot)
@@ -388,4 +399,4 @@ def make_from(
         n_classes=way, stream_length=way * (k + q), k_shot=k, n_query=q, **common
     )
     check_streams_fit(params, 1, lazy=False)
-    return FewShotClassification(), params
+    return FewShotClassification(dataset, **recipe), params

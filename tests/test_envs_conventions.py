@@ -207,3 +207,43 @@ def test_spec_max_episode_steps_is_the_stream_length():
     assert gym.make_vec(venv.spec).num_envs == 2
     with pytest.raises(vsml_bench.errors.UserError, match="stream length 5"):
         gym.make_vec(DIGITS, num_envs=2, stream_length=5, max_episode_steps=4)
+
+
+# ------------------------------------------------------------------------ gymnax parity
+
+
+def _same_params(a, b) -> bool:
+    """Equal static configuration (the treedef holds it) and equal arrays."""
+    import jax
+
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+@pytest.mark.parametrize(
+    ("env_id", "options"),
+    [
+        (DIGITS, {"stream_length": 9, "projection": True, "action_type": "logits"}),
+        (FEW_DIGITS, {"n_way": 3, "k_shot": 2, "n_query": 1, "split": "train"}),
+        ("vsml_bench/OnlineSumSign-v0", {"stream_length": 5, "dim": 6, "seed": 3}),
+    ],
+)
+def test_default_params_are_the_params_make_returns(env_id, options):
+    env, params = make(env_id, **options)
+    assert _same_params(env.default_params, params)
+    assert env.options == options and env.dataset == params.dataset
+    assert "stream_length" not in make(DIGITS)[0].options  # only the options given
+    # The recipe is small (no arrays), so the env pickles, and the copy rebuilds the params.
+    assert _same_params(pickle.loads(pickle.dumps(env)).default_params, params)
+
+
+def test_a_bare_env_has_the_embedded_digits_with_make_defaults():
+    from vsml_bench.envs import FewShotClassification, OnlineClassification
+
+    assert repr(OnlineClassification()) == "OnlineClassification('digits')"
+    assert _same_params(OnlineClassification().default_params, make(DIGITS)[1])
+    assert _same_params(FewShotClassification().default_params, make(FEW_DIGITS)[1])
+    wine = OnlineClassification("wine", stream_length=4)
+    assert wine.default_params.dataset == "wine"
+    assert wine.default_params.stream_length == 4
