@@ -58,6 +58,25 @@ def test_polarity_doubles_the_families_with_inverted_copies():
     assert preset.with_polarity() == preset  # idempotent
 
 
+def test_task_options_change_training_families_only():
+    base = presets.get("cpu-1h")
+    preset = base.with_task_options(image_size=14, stream_length=300)
+    assert all(f.kwargs["image_size"] == 14 for f in preset.families)
+    assert all(f.kwargs["stream_length"] == 300 for f in preset.families)
+    assert [f.kwargs.get("invert_inputs") for f in preset.families] == [
+        f.kwargs.get("invert_inputs") for f in base.families
+    ]
+    assert preset.eval_families == base.eval_families
+
+
+@pytest.mark.parametrize("flag", ["--stream-length", "--image-size"])
+def test_task_option_flags_reject_non_positive_sizes(tmp_path, flag, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--preset", "quick", flag, "0", "--out", str(out)]) == 2
+    assert f"{flag} must be a positive integer, got 0" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_warm_start_records_its_source_and_cpu_time(tmp_path):
     first = tmp_path / "first"

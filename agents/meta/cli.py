@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resize the training tasks' images to this size (e.g. 14 after a 7x7 warm start)",
     )
     parser.add_argument(
+        "--stream-length",
+        type=int,
+        help="examples per training stream (e.g. 300 after 100: a length curriculum); held-out "
+        "streams keep the preset's length",
+    )
+    parser.add_argument(
         "--polarity",
         action="store_true",
         help="also meta-train on inverted copies of every task (invert_inputs), half the batch",
@@ -115,10 +121,14 @@ def run(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps,
         eval_every=args.eval_every,
     )
-    if args.image_size is not None:
-        if args.image_size < 1:
-            raise UserError(f"--image-size must be a positive integer, got {args.image_size}")
-        preset = preset.with_image_size(args.image_size)
+    task_options = {"image_size": args.image_size, "stream_length": args.stream_length}
+    for option, value in task_options.items():
+        if value is not None and value < 1:
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} must be a positive integer, got {value}")
+    task_options = {k: v for k, v in task_options.items() if v is not None}
+    if task_options:
+        preset = preset.with_task_options(**task_options)
     if args.polarity:
         preset = preset.with_polarity()
     if preset.train.steps < 1:

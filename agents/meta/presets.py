@@ -56,11 +56,13 @@ class Preset:
         changes = {k: v for k, v in train_overrides.items() if v is not None}
         return replace(self, train=replace(self.train, **changes))
 
-    def with_image_size(self, image_size: int) -> Preset:
-        """The training families with images resized to ``image_size`` (held-out ones unchanged)."""
-        families = tuple(
-            replace(f, kwargs={**f.kwargs, "image_size": image_size}) for f in self.families
-        )
+    def with_task_options(self, **options: Any) -> Preset:
+        """The training families with env options set, e.g. ``image_size=14, stream_length=300``.
+
+        Held-out families are unchanged, so runs that differ in their training tasks are still
+        ranked on the same held-out tasks.
+        """
+        families = tuple(replace(f, kwargs={**f.kwargs, **options}) for f in self.families)
         return replace(self, families=families)
 
     def with_polarity(self) -> Preset:
