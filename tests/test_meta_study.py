@@ -1,5 +1,6 @@
 """``vsml-bench study``: arms compared at equal CPU time from their metrics.jsonl."""
 
+import hashlib
 import json
 
 import pytest
@@ -85,3 +86,24 @@ def test_a_warm_started_arm_is_charged_its_source_run(tmp_path):
     assert arms[1]["cpu_min_before"] == 10.0
     assert arms[1]["curve"][0]["cpu_min"] == 12.0  # its step 2 at 2 CPU-minutes, plus 10
     assert study.best_within(arms[1], 11.0) is None
+
+
+def test_warm_starts_chain_through_a_shipped_copy_matched_by_sha256(tmp_path):
+    _write_run(tmp_path / "first", {10: 0.5})
+    _write_run(tmp_path / "second", {5: 0.6}, cpu_per_step=30.0)
+    _write_run(tmp_path / "third", {2: 0.7})
+    (tmp_path / "first" / "best.msgpack").write_bytes(b"first")
+    (tmp_path / "second" / "best.msgpack").write_bytes(b"second")
+    for child, parent in (("second", "first"), ("third", "second")):
+        config = json.loads((tmp_path / child / "config.json").read_text())
+        sha = hashlib.sha256(parent.encode()).hexdigest()
+        # a copy under another name, e.g. the shipped set: only the sha256 links it
+        config["init_from"] = {"path": "agents/pretrained/x.msgpack", "sha256": sha}
+        (tmp_path / child / "config.json").write_text(json.dumps(config))
+    names = ("third", "second", "first")  # order does not matter
+    arms = study.chain_warm_starts([study.read_arm(tmp_path / n) for n in names])
+    third, second, first = arms
+    assert "cpu_min_before" not in first
+    assert second["cpu_min_before"] == 10.0
+    assert third["cpu_min_before"] == 10.0 + 5.0  # second ran 10 steps at 0.5 CPU-min
+    assert third["curve"][0]["cpu_min"] == 17.0

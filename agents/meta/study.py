@@ -15,6 +15,7 @@ accuracy against CPU-minutes), and prints the Markdown table.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import math
@@ -50,6 +51,14 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
             (f["kwargs"]["image_size"] for f in families if "image_size" in f.get("kwargs", {})),
             None,
         ),
+        "stream_length": next(
+            (
+                f["kwargs"]["stream_length"]
+                for f in families
+                if "stream_length" in f.get("kwargs", {})
+            ),
+            None,
+        ),
         "polarity": any(f.get("kwargs", {}).get("invert_inputs") for f in families),
         "init_from": (config.get("init_from") or {}).get("path"),
     }
@@ -82,9 +91,12 @@ def read_arm(run_dir: str | Path) -> dict[str, Any]:
         for r in evals
         if r["step"] in cpu_at
     ]
+    best = run_dir / "best.msgpack"
     return {
         "name": run_dir.name,
         "command": config.get("command"),
+        "init_sha256": (config.get("init_from") or {}).get("sha256"),
+        "best_sha256": hashlib.sha256(best.read_bytes()).hexdigest() if best.exists() else None,
         "recipe": _recipe(config),
         "steps": steps[-1]["step"],
         "cpu_min": steps[-1]["cpu_s"] / 60,
@@ -94,19 +106,34 @@ def read_arm(run_dir: str | Path) -> dict[str, Any]:
 
 
 def chain_warm_starts(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Shift each warm-started arm by the CPU time of the arm it started from.
+    """Shift each warm-started arm by the CPU time of the arms it started from.
 
     An arm trained with ``--init-from <run>/best.msgpack`` has spent that run's CPU time
-    too; when ``<run>`` is one of the arms (matched by folder name), its whole CPU time is
-    added to every point of the warm-started arm, so budgets compare total cost.
+    too. When ``<run>`` is one of the arms, its whole CPU time (its own warm start included)
+    is added to every point of the warm-started arm, so budgets compare total cost. The
+    source is matched by the sha256 of its ``best.msgpack`` (so a shipped copy of it counts),
+    else by folder name.
     """
+    by_sha = {arm["best_sha256"]: arm for arm in arms if arm.get("best_sha256")}
     by_name = {arm["name"]: arm for arm in arms}
-    for arm in arms:
+
+    def parent_of(arm: dict[str, Any]) -> dict[str, Any] | None:
         source = arm["recipe"].get("init_from")
-        parent = by_name.get(Path(source).parent.name) if source else None
-        if parent is None or parent is arm:
+        parent = by_sha.get(arm.get("init_sha256")) or (
+            by_name.get(Path(source).parent.name) if source else None
+        )
+        return None if parent is arm else parent
+
+    def cpu_before(arm: dict[str, Any], seen: tuple[int, ...] = ()) -> float:
+        parent = parent_of(arm)
+        if parent is None or id(parent) in seen:
+            return 0.0
+        return parent["cpu_min"] + cpu_before(parent, (*seen, id(arm)))
+
+    offsets = [cpu_before(arm) for arm in arms]  # before any arm is shifted
+    for arm, offset in zip(arms, offsets, strict=True):
+        if not offset:
             continue
-        offset = parent["cpu_min"]
         arm["cpu_min_before"] = offset
         arm["cpu_min"] += offset
         for point in arm["curve"]:
