@@ -3,6 +3,7 @@ experiment command and the shipped ``clone-backprop`` set."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -143,6 +144,109 @@ def test_a_perfect_clone_would_score_zero_and_a_frozen_cell_does_not():
     np.testing.assert_allclose(terms["forward"], expected, rtol=1e-5)
 
 
+def _exact_sweep(keep_positive: bool, keep_negative: bool):
+    """A stand-in for :func:`clone.sweep` whose weight components change by backprop's update,
+    only for the input signs asked for (what a clone stuck on the plateau does for ``x < 0``)."""
+
+    def fake(config, rule, meta_params, layers, error):
+        x = layers[0]["fwd_in"][:, 0]
+        dw = clone.backprop_targets(rule, x, error, layers[0]["c"][..., 0], layers[0]["c"][..., 0])
+        keep = jnp.where(x > 0, keep_positive, keep_negative)[:, None]
+        c = layers[0]["c"].at[..., rule.weight_index].add(keep * dw["dw"])
+        return ({**layers[0], "c": c},), {}
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    "positive, negative", [(True, True), (False, True), (True, False), (False, False)]
+)
+def test_update_slopes_see_which_signs_of_the_input_a_clone_updates(
+    monkeypatch, positive, negative
+):
+    monkeypatch.setattr(clone, "sweep", _exact_sweep(positive, negative))
+    theta = vsml.meta_init(clone.clone_config(), jax.random.key(0))
+    slopes = clone.update_slopes(theta, clone.BackpropRule(), jax.random.key(1), n_layers=4)
+    assert slopes["positive"] == pytest.approx(float(positive), abs=1e-4)
+    assert slopes["negative"] == pytest.approx(float(negative), abs=1e-4)
+
+
+def test_the_shipped_clone_applies_the_update_for_the_input_signs_its_card_implies():
+    """The measurement behind phase 0 (clone module docstring): a clone made without it applies
+    most of backprop's update where x < 0 and none where x > 0; one made with it, both."""
+    meta_params, card = pretrained.load("clone-backprop")
+    slopes = clone.update_slopes(meta_params, clone.BackpropRule(), jax.random.key(0))
+    assert slopes["negative"] > 0.5
+    if ((card.get("clone") or {}).get("prefit") or {}).get("steps"):
+        assert slopes["positive"] > 0.5
+    else:
+        assert abs(slopes["positive"]) < 0.2
+
+
+def test_prefit_trains_on_short_shallow_streams_only():
+    rule = clone.BackpropRule()
+    deep = clone.CloneTask(input_size=3, n_classes=2, hidden=2, stream_length=9)
+    shallow = dataclasses.replace(deep, hidden=None)
+    theta = clone.trainable_meta_params(
+        vsml.meta_init(clone.clone_config(), jax.random.key(0)), rule
+    )
+    settings = clone.Prefit(steps=4, n_tasks=2, learning_rate=0.01)
+    trained, losses = clone.prefit(theta, (shallow, deep), rule, jax.random.key(1), settings)
+    assert jax.tree.structure(trained) == jax.tree.structure(theta)
+    assert any(
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(theta), strict=True)
+    )
+    assert np.isfinite(losses["loss_first"]) and np.isfinite(losses["loss_last"])
+    with pytest.raises(ValueError, match="at least one shallow task family"):
+        clone.prefit(theta, (deep,), rule, jax.random.key(1), settings)
+
+
+@pytest.mark.parametrize("resume, prefit_steps", [(False, 5), (True, 5), (False, 0)])
+def test_a_fresh_cloning_run_starts_from_phase_0(tmp_path, monkeypatch, resume, prefit_steps):
+    from vsml_bench.agents.meta import loop
+    from vsml_bench.experiments import clone_backprop
+
+    calls, trained = [], {}
+    marker = {"sub_rnn": {"marker": jnp.ones(())}}
+
+    def fake_prefit(trainable, tasks, rule, key, settings, vsml_options=None):
+        calls.append(settings)
+        return marker, {"loss_first": 2.0, "loss_last": 1.0}
+
+    def fake_train(learner, spec, objective, config, out_dir, **kwargs):
+        trained.update(kwargs)
+        return {}
+
+    monkeypatch.setattr(clone, "prefit", fake_prefit)
+    monkeypatch.setattr(loop, "train", fake_train)
+    run_dir = tmp_path / "run"
+    if resume:
+        run_dir.mkdir()
+        (run_dir / "checkpoint.msgpack").write_bytes(b"")
+    config = dataclasses.replace(clone_backprop.CPU, prefit_steps=prefit_steps)
+    clone_backprop.meta_train(config, run_dir, resume=resume, progress=False)
+    record = trained["run_info"]["clone"]["prefit"]
+    if resume or not prefit_steps:
+        assert calls == [] and trained["initial_meta_params"] is None
+        assert record == {"steps": 0}
+    else:
+        assert [c.steps for c in calls] == [prefit_steps]
+        assert trained["initial_meta_params"] is marker
+        assert record["steps"] == prefit_steps and record["loss_last"] == 1.0
+
+
+def test_phase_0_is_not_spent_on_a_folder_that_cannot_take_the_run(tmp_path, monkeypatch):
+    from vsml_bench.agents.meta import loop
+    from vsml_bench.experiments import clone_backprop
+
+    monkeypatch.setattr(clone, "prefit", lambda *a, **k: pytest.fail("phase 0 ran"))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.jsonl").write_text("{}\n")
+    with pytest.raises(loop.RunError, match="already holds a run"):
+        clone_backprop.meta_train(clone_backprop.CPU, tmp_path / "run", False, False)
+
+
 def test_deployed_and_trainable_parameters_invert_each_other():
     rule = clone.BackpropRule(weight_scale=128.0, error_scale=4.0)
     theta = vsml.meta_init(clone.clone_config(), jax.random.key(0))
@@ -202,6 +306,23 @@ def test_the_shipped_clone_learns_forward_only_on_digits():
 
 
 @pytest.mark.slow
+def test_phase_0_of_the_cpu_run_clones_the_update_for_both_input_signs():
+    """About 2 CPU-minutes: the CPU config's phase 0 leaves the plateau where the update is
+    cloned for x < 0 only (a fresh θ applies neither half)."""
+    from vsml_bench.experiments import clone_backprop
+
+    rule = clone.BackpropRule()
+    key = jax.random.key(5)
+    fresh = clone_backprop.cloning_learner().meta_init(jax.random.key(0), None)
+    before = clone.update_slopes(clone.deployed_meta_params(fresh, rule), rule, key)
+    assert abs(before["negative"]) < 0.3 and abs(before["positive"]) < 0.3
+    theta, record = clone_backprop.prefit_start(clone_backprop.CPU, log=lambda line: None)
+    after = clone.update_slopes(clone.deployed_meta_params(theta, rule), rule, key)
+    assert after["negative"] > 0.8 and after["positive"] > 0.8, after
+    assert record["loss_last"] < 0.1 * record["loss_first"]
+
+
+@pytest.mark.slow
 def test_cloning_loss_decreases_on_a_tiny_config():
     import optax
 
@@ -234,6 +355,7 @@ def test_cloning_loss_decreases_on_a_tiny_config():
 @pytest.mark.slow
 def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
     from vsml_bench.cli import main
+    from vsml_bench.experiments import clone_backprop
     from vsml_bench.leaderboard.harness import build_learner
 
     out = tmp_path / "clone"
@@ -273,9 +395,14 @@ def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
         "--no-progress",
     ]
     monkeypatch.setattr("sys.argv", ["vsml-bench", *tiny])  # the command the run records
+    # Phase 0 cut to 3 steps (the CPU config's 1,500 are minutes).
+    cpu = clone_backprop.CPU
+    monkeypatch.setattr(clone_backprop, "CPU", dataclasses.replace(cpu, prefit_steps=3))
     assert main(tiny) == 0
     document = json.loads((out / "clone_backprop.json").read_text())
     assert document["cloning"]["steps"] == 2
+    assert document["cloning"]["prefit"]["steps"] == 3
+    assert set(document["cloning"]["update_slopes"]) == {"negative", "positive"}
     assert {(s["network"], s["learner"]) for s in document["scores"]} == {
         (n, name)
         for n in ("shallow", "deep (2 hidden)")
@@ -286,6 +413,8 @@ def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
     section = (out / "section.md").read_text()
     assert "| digits | shallow | VSML clone, forward-only |" in section
     assert "vsml-bench experiment clone-backprop" in section
+    assert "Phase 0: 3 steps on streams of 2 examples" in section
+    assert "for inputs x < 0" in section
     assert (out / "clone_backprop.png").stat().st_size > 0
     card = json.loads((out / "vsml_clone-backprop.json").read_text())
     assert card["steps_trained"] == 2 and card["meta_trained_on"] == []

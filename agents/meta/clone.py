@@ -67,6 +67,17 @@ the deep one the hidden layer's inputs and errors are the VSML's own messages. H
 streams start from stored weights spread over ``U(-w_max, w_max)`` (and bias components ``u``
 over ``U(-b_max, b_max)``), so that the rule is cloned over the range a long stream reaches.
 
+Two phases. Adam on this loss from a fresh ``θ`` stalls with the update ``Δs`` cloned for
+negative inputs only (likely because an input gate in ``(0, 1)`` times a value linear in ``δ``
+has a ``δ``-slope of one sign, so the sign flip with ``x`` takes a circuit over both micro
+ticks). The shipped 2,000-step clone sat on that plateau: held-out ``dw`` term 0.050 where a
+cell that changes nothing scores about 0.1, slope of ``Δs`` on its target 0.74 for ``x < 0``
+and -0.05 for ``x > 0`` (:func:`update_slopes`), so on MNIST the inked pixels (all ``x > 0``)
+learnt at about 5% of the rule's rate. On streams of two examples (one sweep from fresh cells)
+the same loss leaves the plateau within about 700 steps (``dw`` 5e-4, both slopes 1.0), and
+the long streams trained on afterwards keep both halves. So cloning starts with
+:func:`prefit` (:class:`Prefit`).
+
 Scale. Message sizes of ``κ ≈ 10²`` are far from the ``O(1)`` scale of a fresh head, and Adam
 moves a parameter by about its learning rate per step; so the trainable parameters ``θ'`` hold
 the two message heads divided by ``κ`` and ``κ_δ``, and :func:`deployed_meta_params` multiplies
@@ -453,6 +464,110 @@ def held_out_terms(
     return out
 
 
+@dataclass(frozen=True)
+class Prefit:
+    """Phase 0 of cloning: ``steps`` Adam steps (global-norm clip 1) on ``n_tasks`` streams of
+    ``stream_length`` examples of the shallow task families (the update rule is the same per cell
+    in every layer, and the shallow streams cost half). 0 steps: no phase 0."""
+
+    steps: int = 1500
+    n_tasks: int = 32
+    learning_rate: float = 0.003
+    stream_length: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def prefit(
+    trainable: PyTree,
+    tasks: tuple[CloneTask, ...],
+    rule: BackpropRule,
+    key: jax.Array,
+    settings: Prefit,
+    vsml_options: dict[str, Any] | None = None,
+) -> tuple[PyTree, dict[str, float]]:
+    """Phase 0 (module docstring): ``θ'`` after ``settings.steps`` steps on short streams of the
+    shallow families of ``tasks``, and ``{"loss_first", "loss_last"}`` (mean training loss of the
+    first and the last tenth of the steps)."""
+    import optax
+
+    from vsml_bench.agents.meta.bptt import bptt_gradient, bptt_optimizer
+
+    short = tuple(
+        CloneTask(**{**t.to_dict(), "stream_length": settings.stream_length})
+        for t in tasks
+        if not t.hidden
+    )
+    if not short:
+        raise ValueError("prefit needs at least one shallow task family (hidden=None)")
+    objective = clone_objective(short, rule, vsml_options)
+    optimizer = bptt_optimizer(settings.learning_rate, 1.0)
+
+    @jax.jit
+    def step(theta, opt_state, step_key):
+        loss, grad = bptt_gradient(objective, theta, step_key, n_tasks=settings.n_tasks)
+        updates, opt_state = optimizer.update(grad, opt_state, theta)
+        return optax.apply_updates(theta, updates), opt_state, loss
+
+    theta = jax.tree.map(jnp.asarray, trainable)
+    opt_state = optimizer.init(theta)
+    losses = []
+    for t in range(settings.steps):
+        theta, opt_state, loss = step(theta, opt_state, jax.random.fold_in(key, t))
+        losses.append(loss)
+    tenth = max(1, settings.steps // 10)
+    summary = (
+        {
+            "loss_first": float(jnp.mean(jnp.stack(losses[:tenth]))),
+            "loss_last": float(jnp.mean(jnp.stack(losses[-tenth:]))),
+        }
+        if losses
+        else {}
+    )
+    return theta, summary
+
+
+def update_slopes(
+    meta_params: PyTree,
+    rule: BackpropRule,
+    key: jax.Array,
+    input_size: int = 24,
+    n_classes: int = 6,
+    n_layers: int = 16,
+    vsml_options: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """How much of the update rule a clone applies, by the sign of the input (deployed ``θ``).
+
+    Fresh cells of ``n_layers`` shallow layers see a forward tick on ``x ~ U(-3, 3)`` and one
+    sweep with random errors (as :func:`random_stream` draws them); returns the least-squares
+    slope of the change of ``c[..., weight_index]`` on its target ``-η tanh(x) δ`` over the cells
+    with ``x < 0`` (``"negative"``) and ``x > 0`` (``"positive"``): 1 for the exact rule, 0 for
+    a cell that ignores those inputs.
+    """
+    config = clone_config(**(vsml_options or {}))
+    task = CloneTask(input_size, n_classes, None, stream_length=1)
+    spec = TaskSpec((input_size,), n_classes)
+
+    def one(layer_key):
+        init_key, stream_key = jax.random.split(layer_key)
+        layers = layer_dicts(vsml.init_state(config, meta_params, init_key, spec))
+        xs, errors = random_stream(task, stream_key)
+        layers, _, _ = forward(config, rule, meta_params, layers, xs[0])
+        swept, _ = sweep(config, rule, meta_params, layers, errors[0])
+        w = rule.weight_index
+        change = swept[0]["c"][..., w] - layers[0]["c"][..., w]
+        target = -rule.learning_rate * jnp.tanh(xs[0])[:, None] * errors[0][None, :]
+        return change, target, jnp.broadcast_to(xs[0][:, None], change.shape)
+
+    change, target, x = jax.vmap(one)(jax.random.split(key, n_layers))
+
+    def slope(mask):
+        return float(jnp.sum(mask * change * target) / jnp.sum(mask * target * target))
+
+    return {"negative": slope(x < 0), "positive": slope(x > 0)}
+
+
 # ---------------------------------------------------------------------------------------------
 # The rule itself, as a learner: exact backprop that the clone is compared with.
 # ---------------------------------------------------------------------------------------------
@@ -556,6 +671,7 @@ def effective_sgd_rates(rule: BackpropRule, sizes: list[int]) -> list[tuple[floa
 __all__ = [
     "BackpropRule",
     "CloneTask",
+    "Prefit",
     "backprop_learner",
     "backprop_targets",
     "clone_config",
@@ -564,5 +680,7 @@ __all__ = [
     "deployed_meta_params",
     "effective_sgd_rates",
     "held_out_terms",
+    "prefit",
     "trainable_meta_params",
+    "update_slopes",
 ]

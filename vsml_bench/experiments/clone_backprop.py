@@ -84,6 +84,10 @@ class Config:
     split: str = "test"
     checkpoint_every: int = 25
     held_out_streams: int = 8
+    #: Phase 0 (:class:`~vsml_bench.agents.meta.clone.Prefit`): steps on 2-example streams
+    #: before the BPTT run; without it the cloned update ignores positive inputs. 0 (none) by
+    #: default, so that a record written before phase 0 existed reads back as what it ran.
+    prefit_steps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return options.config_to_dict(self)
@@ -99,7 +103,8 @@ class Config:
         return (shallow, dataclasses.replace(shallow, hidden=self.hidden))
 
 
-#: About 30 CPU-minutes of cloning and 15 of meta-test on the 2 cores (see section.md).
+#: About 30 CPU-minutes of cloning (2 of them phase 0) and 15 of meta-test on the 2 cores
+#: (see section.md).
 CPU = Config(
     steps=2000,
     n_tasks=32,
@@ -116,6 +121,7 @@ CPU = Config(
     late_window=500,
     deep_hidden=32,
     deep_streams=8,
+    prefit_steps=1500,
 )
 #: Accelerator-sized: 8x the tasks, 3x longer cloning streams, 10x the steps, 128 test streams,
 #: a 100-unit deep network.
@@ -173,8 +179,9 @@ def cloning_learner():
     return dataclasses.replace(learner, meta_init=meta_init)
 
 
-def run_info(config: Config) -> dict[str, Any]:
-    """What the run folder's ``config.json`` records besides the optimiser settings."""
+def run_info(config: Config, prefit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run folder's ``config.json`` records besides the optimiser settings
+    (``prefit``: phase 0's settings and losses, when it ran)."""
     from vsml_bench.agents.meta import clone
     from vsml_bench.experiments import report
     from vsml_bench.provenance import environment
@@ -187,14 +194,37 @@ def run_info(config: Config) -> dict[str, Any]:
             "rule": clone.BackpropRule().to_dict(),
             "tasks": [task.to_dict() for task in config.tasks()],
             "held_out_streams": config.held_out_streams,
+            "prefit": prefit or {"steps": 0},
         },
         "command": report.command_line(),
         **environment(),
     }
 
 
+def prefit_start(config: Config, log=print) -> tuple[Any, dict[str, Any]]:
+    """Phase 0: ``θ'`` from the run's ``meta_init`` after ``config.prefit_steps`` steps on
+    2-example streams, and the record of it (settings, first/last loss, CPU seconds)."""
+    import time
+
+    import jax
+
+    from vsml_bench.agents.meta import clone, loop
+
+    settings = clone.Prefit(steps=config.prefit_steps)
+    init_key, _, _ = loop.run_keys(config.seed)
+    start = cloning_learner().meta_init(init_key, None)
+    log(f"phase 0: {settings.steps} steps on streams of {settings.stream_length} examples")
+    cpu = time.process_time()
+    # A key of its own (run_keys splits key(seed) three ways; fold_in draws a fourth).
+    key = jax.random.fold_in(jax.random.key(config.seed), 1)
+    theta, losses = clone.prefit(start, config.tasks(), clone.BackpropRule(), key, settings)
+    record = {**settings.to_dict(), **losses, "cpu_time_s": time.process_time() - cpu}
+    return theta, record
+
+
 def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
-    """Phase 1 into ``run_dir`` (resumable); returns :func:`loop.train`'s summary."""
+    """Phase 0 (a fresh run only) and phase 1 into ``run_dir`` (resumable); returns
+    :func:`loop.train`'s summary."""
 
     from vsml_bench import xla
     from vsml_bench.agents.meta import clone, loop
@@ -214,6 +244,12 @@ def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> d
         terms = held_out(trainable)
         return {f"neg_{name}": -terms[name] for name in sorted(terms) if name != "loss"}
 
+    start, prefit = None, None
+    # A resumed run restores θ' from its checkpoint; a folder that cannot take a new run fails
+    # here, before phase 0's minutes are spent.
+    loop.check_run_folder(run_dir, resume)
+    if not resume and config.prefit_steps > 0:
+        start, prefit = prefit_start(config, log=lambda line: print(line, flush=True))
     return loop.train(
         cloning_learner(),
         None,
@@ -222,7 +258,8 @@ def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> d
         run_dir,
         evaluate=evaluate,
         resume=resume,
-        run_info=run_info(config),
+        run_info=run_info(config, prefit),
+        initial_meta_params=start,
         progress=progress,
         log=lambda line: print(line, flush=True),
     )
@@ -456,6 +493,20 @@ def markdown(document: dict[str, Any]) -> str:
     held = training.get("held_out_at_exported_step") or {}
     held_text = ", ".join(f"{k[4:]} {-v:.3g}" for k, v in sorted(held.items()))
     checks = "\n".join(f"- {line}" for line in document["targets"])
+    prefit = training.get("prefit") or {}
+    phase0 = (
+        f"Phase 0: {prefit['steps']} steps on streams of {prefit['stream_length']} examples "
+        f"({prefit['cpu_time_s'] / 60:.1f} CPU-min, not counted below). "
+        if prefit.get("steps")
+        else ""
+    )
+    slopes = training.get("update_slopes")
+    slope_text = (
+        "Slope of the cloned weight update on backprop's, fresh cells (1 = the rule): "
+        f"{slopes['negative']:.2f} for inputs x < 0, {slopes['positive']:.2f} for x > 0. "
+        if slopes
+        else ""
+    )
     return (
         "## Learning-algorithm cloning: VSML implements backprop, then learns forward-only "
         "(paper §3.2, issue 13)\n\n"
@@ -465,11 +516,11 @@ def markdown(document: dict[str, Any]) -> str:
         "weights). 95% bootstrap CIs over streams; the gap is paired per stream.\n\n"
         f"{table}\n"
         f"Targets (shallow, MNIST):\n{checks}\n\n"
-        f"Cloning: {training['steps']} BPTT steps on random streams only (no dataset), "
+        f"{phase0}Cloning: {training['steps']} BPTT steps on random streams only (no dataset), "
         f"{training['cpu_time_s'] / 60:.1f} CPU-min ({training['wall_time_s'] / 60:.1f} wall-min); "
         f"exported step {training['exported_step']} (lowest held-out cloning loss "
         f"{training['held_out_loss_at_exported_step']:.3g}; its terms: {held_text}). "
-        "Plot: `clone_backprop.png`; raw per-stream bits: `clone_backprop.json`.\n\n"
+        f"{slope_text}Plot: `clone_backprop.png`; raw per-stream bits: `clone_backprop.json`.\n\n"
         f"```bash\n{document['provenance']['command']}\n```\n"
     )
 
@@ -550,6 +601,7 @@ def cloning_summary(run_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
         "held_out_at_exported_step": at,
         "held_out_loss_at_exported_step": -float(sum(at.values())) if at else float("nan"),
         "sha256": card["sha256"],
+        "prefit": (card.get("clone") or {}).get("prefit") or {"steps": 0},
     }
 
 
@@ -564,6 +616,8 @@ def write_outputs(document: dict[str, Any], out: Path) -> list[Path]:
 
 
 def run_experiment(config: Config, out: Path, resume: bool, progress: bool) -> dict[str, Any]:
+    import jax
+
     from vsml_bench.agents.meta import clone
     from vsml_bench.experiments import report
 
@@ -579,7 +633,13 @@ def run_experiment(config: Config, out: Path, resume: bool, progress: bool) -> d
         "schema_version": SCHEMA_VERSION,
         "config": config.to_dict(),
         "rule": clone.BackpropRule().to_dict(),
-        "cloning": cloning_summary(run_dir, card),
+        "cloning": {
+            **cloning_summary(run_dir, card),
+            # Phase 0's reason: the x > 0 slope is ~0 when the rule is cloned by halves.
+            "update_slopes": clone.update_slopes(
+                meta_params, clone.BackpropRule(), jax.random.key(config.seed)
+            ),
+        },
         "scores": scores,
         "targets": targets(scores),
         "runs": runs,
