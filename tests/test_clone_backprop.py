@@ -272,6 +272,12 @@ def test_experiment_config_errors_are_one_sentence():
         clone_backprop.config_from_args(args)
     paper = clone_backprop.config_from_args(parser.parse_args(["--paper", "--steps", "7"]))
     assert paper.steps == 7 and paper.n_tasks == clone_backprop.PAPER.n_tasks
+    with pytest.raises(UserError, match="--prefit-steps must be 0 or more, not -1"):
+        clone_backprop.config_from_args(parser.parse_args(["--prefit-steps", "-1"]))
+    assert (
+        clone_backprop.config_from_args(parser.parse_args(["--prefit-steps", "0"])).prefit_steps
+        == 0
+    )
 
 
 def test_the_shipped_clone_loads_through_every_door():
@@ -355,7 +361,6 @@ def test_cloning_loss_decreases_on_a_tiny_config():
 @pytest.mark.slow
 def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
     from vsml_bench.cli import main
-    from vsml_bench.experiments import clone_backprop
     from vsml_bench.leaderboard.harness import build_learner
 
     out = tmp_path / "clone"
@@ -392,12 +397,11 @@ def test_the_experiment_runs_end_to_end_on_a_tiny_config(tmp_path, monkeypatch):
         "2",
         "--deep-streams",
         "2",
+        "--prefit-steps",
+        "3",  # the CPU config's 1,500 are minutes
         "--no-progress",
     ]
     monkeypatch.setattr("sys.argv", ["vsml-bench", *tiny])  # the command the run records
-    # Phase 0 cut to 3 steps (the CPU config's 1,500 are minutes).
-    cpu = clone_backprop.CPU
-    monkeypatch.setattr(clone_backprop, "CPU", dataclasses.replace(cpu, prefit_steps=3))
     assert main(tiny) == 0
     document = json.loads((out / "clone_backprop.json").read_text())
     assert document["cloning"]["steps"] == 2

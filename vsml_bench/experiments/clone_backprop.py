@@ -676,6 +676,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--late-window", type=positive, default=None)
     parser.add_argument("--deep-hidden", type=int, default=None, help="0: no deep meta-test")
     parser.add_argument("--deep-streams", type=positive, default=None)
+    parser.add_argument(
+        "--prefit-steps",
+        type=int,
+        default=None,
+        help="phase 0 steps on 2-example streams (0: none)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -690,6 +696,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise UserError("--test-streams and --deep-streams must be at least 2 for a bootstrap CI")
     if config.learning_rate <= 0:
         raise UserError(f"--learning-rate must be positive, not {config.learning_rate:g}")
+    if config.prefit_steps < 0:
+        raise UserError(f"--prefit-steps must be 0 or more, not {config.prefit_steps}")
     return config
 
 
