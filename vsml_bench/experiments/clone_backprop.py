@@ -7,7 +7,9 @@ update, the network then learns by running forward. Three phases, one command:
 1. **Cloning** (:mod:`vsml_bench.agents.meta.clone`: the rule, the targets and the loss, with
    the maths): the meta-parameters of a VSML with a reverse sweep by its own sub-RNN are trained
    by BPTT and Adam on streams of random inputs and errors, for a shallow and a deep network at
-   once. No dataset is seen. The run lives in ``<out>/run`` (``metrics.jsonl``, a resumable
+   once, after ``prefit_steps`` of phase 0 on 2-example streams (a fresh run only; without it
+   the cloned update ignores positive inputs, see :mod:`~vsml_bench.agents.meta.clone`). No
+   dataset is seen. The run lives in ``<out>/run`` (``metrics.jsonl``, a resumable
    checkpoint; its ``best.msgpack`` holds the *trainable* parameters ``θ'``, not a learner's).
    The checkpoint with the lowest cloning loss on fixed held-out random streams is exported as
    ``<out>/vsml_clone-backprop.{msgpack,json}`` (the deployed ``θ``, with a model card):
