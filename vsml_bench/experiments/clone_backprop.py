@@ -296,7 +296,7 @@ def export_clone(run_dir: Path, stem: Path) -> tuple[dict[str, Any], Any]:
             "(cell state component 0) and a bias (component state_size/2), emits "
             "κ(tanh(x)·w + b) as its forward message and applies backprop's update in a reverse "
             "sweep by a separate sub-RNN. See vsml_bench.agents.meta.clone and "
-            "docs/results/clone-backprop/section.md."
+            "docs/results.md §9."
         ),
         extra={"clone": saved.get("clone")},
         checkpoint=state,
