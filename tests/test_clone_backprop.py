@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -85,19 +86,22 @@ def test_the_objective_runs_the_learner_it_clones(hidden):
     config = clone.clone_config(hidden)
     theta = vsml.meta_init(config, jax.random.key(0))
     spec = TaskSpec((7,), 3)
-    step = vsml.make_step(config, spec)
+    step = jax.jit(vsml.make_step(config, spec))
     state = vsml.init_state(config, theta, jax.random.key(1), spec)
     layers = clone.layer_dicts(state)
     xs = jax.random.normal(jax.random.key(2), (4, 7))
     labels = [0, 2, 1, 1]
+    rule = clone.BackpropRule()
+    sweep = jax.jit(lambda theta, layers, error: clone.sweep(config, rule, theta, layers, error))
+    forward = jax.jit(lambda theta, layers, x: clone.forward(config, rule, theta, layers, x))
     logits = None
     for t in range(4):
         prev = 3 if t == 0 else labels[t - 1]
         state, expected = step(theta, state, {"x": xs[t], "prev_label": jnp.int32(prev)})
         if t > 0:
             error = jax.nn.softmax(logits) - jax.nn.one_hot(prev, 3)
-            layers, _ = clone.sweep(config, clone.BackpropRule(), theta, layers, error)
-        layers, out, _ = clone.forward(config, clone.BackpropRule(), theta, layers, xs[t])
+            layers, _ = sweep(theta, layers, error)
+        layers, out, _ = forward(theta, layers, xs[t])
         logits = 100.0 * jnp.tanh(out[:, 0] / 100.0)
         np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
         for ours, theirs in zip(layers, clone.layer_dicts(state), strict=True):
@@ -119,8 +123,8 @@ def test_a_perfect_clone_would_score_zero_and_a_frozen_cell_does_not():
         bias = jnp.zeros(4 * s).at[:s].set(-1e4).at[2 * s : 3 * s].set(1e4)  # i, g, f, o
         frozen[name]["custom_lstm"]["linear"] = {**lstm, "b": bias}
     key = jax.random.key(3)
-    terms = clone.clone_loss_terms(
-        task, rule, config, clone.trainable_meta_params(frozen, rule), key
+    terms = jax.jit(lambda trainable: clone.clone_loss_terms(task, rule, config, trainable, key))(
+        clone.trainable_meta_params(frozen, rule)
     )
     for name in ("keep_w", "keep_b", "forward_rest", "backward_rest"):
         assert float(terms[name]) < 1e-10, name
@@ -236,6 +240,48 @@ def test_a_fresh_cloning_run_starts_from_phase_0(tmp_path, monkeypatch, resume, 
         assert record["steps"] == prefit_steps and record["loss_last"] == 1.0
 
 
+def test_a_fine_tuning_run_starts_from_the_deployed_clone_without_phase_0(tmp_path, monkeypatch):
+    from vsml_bench.agents.meta import loop
+    from vsml_bench.experiments import clone_backprop
+
+    trained = {}
+    monkeypatch.setattr(clone, "prefit", lambda *a, **k: pytest.fail("phase 0 ran"))
+    monkeypatch.setattr(loop, "train", lambda *a, **kwargs: trained.update(kwargs) or {})
+    shipped = Path(pretrained.__file__).parent / "vsml_clone-backprop.msgpack"
+    config = dataclasses.replace(clone_backprop.CPU, init_from=str(shipped), forward_weight=10.0)
+    clone_backprop.meta_train(config, tmp_path / "run", resume=False, progress=False)
+    deployed, _ = pretrained.load("clone-backprop")
+    start = clone.deployed_meta_params(trained["initial_meta_params"], clone.BackpropRule())
+    for a, b in zip(jax.tree.leaves(start), jax.tree.leaves(deployed), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    record = trained["run_info"]["clone"]
+    assert record["weights"] == {"forward": 10.0} and record["prefit"] == {"steps": 0}
+    assert record["init_from"]["sha256"] == pretrained.load("clone-backprop")[1]["sha256"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "cannot read --init-from"), (b"not msgpack", "is not a clone-backprop")],
+)
+def test_init_from_errors_are_one_sentence(tmp_path, content, message):
+    from vsml_bench.experiments import clone_backprop
+
+    path = tmp_path / "clone.msgpack"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=message):
+        clone_backprop.deployed_start(str(path))
+
+
+def test_the_loss_weighs_the_named_terms_only():
+    terms = {name: jnp.float32(i + 1) for i, name in enumerate(clone._TERMS)}
+    plain = float(clone.weighted_loss(terms))
+    assert plain == sum(range(1, len(clone._TERMS) + 1))
+    assert float(clone.weighted_loss(terms, {"forward": 10.0})) == plain + 9 * terms["forward"]
+    with pytest.raises(ValueError, match="no cloning loss term named"):
+        clone.weighted_loss(terms, {"fwd": 2.0})
+
+
 def test_phase_0_is_not_spent_on_a_folder_that_cannot_take_the_run(tmp_path, monkeypatch):
     from vsml_bench.agents.meta import loop
     from vsml_bench.experiments import clone_backprop
@@ -272,6 +318,8 @@ def test_experiment_config_errors_are_one_sentence():
         clone_backprop.config_from_args(args)
     paper = clone_backprop.config_from_args(parser.parse_args(["--paper", "--steps", "7"]))
     assert paper.steps == 7 and paper.n_tasks == clone_backprop.PAPER.n_tasks
+    with pytest.raises(UserError, match="--forward-weight must be positive, not 0"):
+        clone_backprop.config_from_args(parser.parse_args(["--forward-weight", "0"]))
     with pytest.raises(UserError, match="--prefit-steps must be 0 or more, not -1"):
         clone_backprop.config_from_args(parser.parse_args(["--prefit-steps", "-1"]))
     assert (

@@ -87,6 +87,7 @@ them back (a reparametrisation: the heads get ``κ``-times larger meta-learning 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -423,19 +424,32 @@ def clone_loss_terms(
     return clone_terms(config, rule, meta_params, layers, xs, errors)
 
 
+def weighted_loss(
+    terms: Mapping[str, jax.Array], weights: Mapping[str, float] | None = None
+) -> jax.Array:
+    """``Σ_k w_k term_k`` over the loss terms (``w_k = 1`` for a term ``weights`` omits)."""
+    weights = weights or {}
+    unknown = sorted(set(weights) - set(_TERMS))
+    if unknown:
+        raise ValueError(f"no cloning loss term named {unknown}; the terms are {list(_TERMS)}")
+    return sum(weights.get(k, 1.0) * terms[k] for k in _TERMS)
+
+
 def clone_objective(
-    tasks: tuple[CloneTask, ...], rule: BackpropRule, vsml_options: dict[str, Any] | None = None
+    tasks: tuple[CloneTask, ...],
+    rule: BackpropRule,
+    vsml_options: dict[str, Any] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> Objective:
     """An :class:`Objective` with one group per task family, equal shares; each loss is the
-    sum of the terms of :func:`clone_loss_terms`."""
+    :func:`weighted_loss` of the terms of :func:`clone_loss_terms`."""
     groups = []
     for task in tasks:
         config = clone_config(task.hidden, **(vsml_options or {}))
 
         def loss_fn(trainable, key, data, task=task, config=config):
             del data
-            terms = clone_loss_terms(task, rule, config, trainable, key)
-            return sum(terms[k] for k in _TERMS)
+            return weighted_loss(clone_loss_terms(task, rule, config, trainable, key), weights)
 
         groups.append(TaskGroup(task.name, loss_fn, 1.0, None))
     return Objective(tuple(groups))
@@ -448,9 +462,11 @@ def held_out_terms(
     key: jax.Array,
     n_streams: int,
     vsml_options: dict[str, Any] | None = None,
+    weights: Mapping[str, float] | None = None,
 ) -> dict[str, jax.Array]:
     """Mean loss terms over ``n_streams`` fixed streams per task family (``key`` fixed by the
-    caller, so that the numbers compare across steps), plus their sum ``"loss"``."""
+    caller, so that the numbers compare across steps), plus their :func:`weighted_loss`
+    ``"loss"``."""
     out: dict[str, jax.Array] = {}
     for index, task in enumerate(tasks):
         config = clone_config(task.hidden, **(vsml_options or {}))
@@ -460,7 +476,7 @@ def held_out_terms(
         )
         for name, value in terms.items():
             out[name] = out.get(name, 0.0) + jnp.mean(value) / len(tasks)
-    out["loss"] = sum(out[k] for k in _TERMS)
+    out["loss"] = weighted_loss(out, weights)
     return out
 
 
@@ -560,7 +576,7 @@ def update_slopes(
         target = -rule.learning_rate * jnp.tanh(xs[0])[:, None] * errors[0][None, :]
         return change, target, jnp.broadcast_to(xs[0][:, None], change.shape)
 
-    change, target, x = jax.vmap(one)(jax.random.split(key, n_layers))
+    change, target, x = jax.jit(jax.vmap(one))(jax.random.split(key, n_layers))
 
     def slope(mask):
         return float(jnp.sum(mask * change * target) / jnp.sum(mask * target * target))

@@ -90,6 +90,13 @@ class Config:
     #: before the BPTT run; without it the cloned update ignores positive inputs. 0 (none) by
     #: default, so that a record written before phase 0 existed reads back as what it ran.
     prefit_steps: int = 0
+    #: Weight of the ``forward`` term in the cloning loss (the others weigh 1): above 1 it
+    #: trades update accuracy for forward-pass accuracy (:func:`~vsml_bench.agents.meta.clone.
+    #: weighted_loss`).
+    forward_weight: float = 1.0
+    #: A deployed clone (``vsml_clone-backprop.msgpack``) to start phase 1 from instead of a
+    #: fresh ``θ`` and phase 0 (a fine-tuning run); ``None``: a fresh run.
+    init_from: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return options.config_to_dict(self)
@@ -181,9 +188,12 @@ def cloning_learner():
     return dataclasses.replace(learner, meta_init=meta_init)
 
 
-def run_info(config: Config, prefit: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_info(
+    config: Config, prefit: dict[str, Any] | None = None, init: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the run folder's ``config.json`` records besides the optimiser settings
-    (``prefit``: phase 0's settings and losses, when it ran)."""
+    (``prefit``: phase 0's settings and losses, when it ran; ``init``: the ``init_from`` file's
+    path and sha256, when phase 1 started from one)."""
     from vsml_bench.agents.meta import clone
     from vsml_bench.experiments import report
     from vsml_bench.provenance import environment
@@ -197,6 +207,8 @@ def run_info(config: Config, prefit: dict[str, Any] | None = None) -> dict[str, 
             "tasks": [task.to_dict() for task in config.tasks()],
             "held_out_streams": config.held_out_streams,
             "prefit": prefit or {"steps": 0},
+            "weights": {"forward": config.forward_weight},
+            **({"init_from": init} if init else {}),
         },
         "command": report.command_line(),
         **environment(),
@@ -224,6 +236,37 @@ def prefit_start(config: Config, log=print) -> tuple[Any, dict[str, Any]]:
     return theta, record
 
 
+def deployed_start(path: str) -> tuple[Any, dict[str, Any]]:
+    """``θ'`` of the deployed clone at ``path`` and ``{"path", "sha256"}`` of the file."""
+    import hashlib
+
+    import jax
+    from flax import serialization
+
+    from vsml_bench.agents import pretrained
+    from vsml_bench.agents.meta import clone
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise UserError(f"cannot read --init-from {path}: {error.strerror}") from None
+    rule = clone.BackpropRule()
+    template = clone.deployed_meta_params(
+        cloning_learner().meta_init(jax.random.key(0), None), rule
+    )
+    try:
+        deployed = serialization.from_state_dict(
+            template, pretrained.read_meta_params(data, f"--init-from {path}")
+        )
+    except Exception as error:  # a foreign file, or a VSML of another shape
+        raise UserError(
+            f"--init-from {path} is not a clone-backprop meta-parameter file ({error}); "
+            "pass a vsml_clone-backprop.msgpack"
+        ) from None
+    record = {"path": str(path), "sha256": hashlib.sha256(data).hexdigest()}
+    return clone.trainable_meta_params(deployed, rule), record
+
+
 def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, Any]:
     """Phase 0 (a fresh run only) and phase 1 into ``run_dir`` (resumable); returns
     :func:`loop.train`'s summary."""
@@ -233,7 +276,8 @@ def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> d
 
     rule = clone.BackpropRule()
     tasks = config.tasks()
-    objective = clone.clone_objective(tasks, rule)
+    weights = {"forward": config.forward_weight}
+    objective = clone.clone_objective(tasks, rule, weights=weights)
     _, _, eval_key = loop.run_keys(config.seed)
     held_out = xla.jit(
         lambda trainable: clone.held_out_terms(
@@ -242,15 +286,22 @@ def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> d
     )
 
     def evaluate(trainable):
-        # Every term, negated: their mean ranks checkpoints exactly as the summed loss does.
+        # Every term, weighted and negated: their mean ranks checkpoints exactly as the loss
+        # trained on does.
         terms = held_out(trainable)
-        return {f"neg_{name}": -terms[name] for name in sorted(terms) if name != "loss"}
+        return {
+            f"neg_{name}": -weights.get(name, 1.0) * terms[name]
+            for name in sorted(terms)
+            if name != "loss"
+        }
 
-    start, prefit = None, None
+    start, prefit, init = None, None, None
     # A resumed run restores θ' from its checkpoint; a folder that cannot take a new run fails
     # here, before phase 0's minutes are spent.
     loop.check_run_folder(run_dir, resume)
-    if not resume and config.prefit_steps > 0:
+    if not resume and config.init_from is not None:
+        start, init = deployed_start(config.init_from)
+    elif not resume and config.prefit_steps > 0:
         start, prefit = prefit_start(config, log=lambda line: print(line, flush=True))
     return loop.train(
         cloning_learner(),
@@ -260,7 +311,7 @@ def meta_train(config: Config, run_dir: Path, resume: bool, progress: bool) -> d
         run_dir,
         evaluate=evaluate,
         resume=resume,
-        run_info=run_info(config, prefit),
+        run_info=run_info(config, prefit, init),
         initial_meta_params=start,
         progress=progress,
         log=lambda line: print(line, flush=True),
@@ -502,6 +553,14 @@ def markdown(document: dict[str, Any]) -> str:
         if prefit.get("steps")
         else ""
     )
+    init = training.get("init_from")
+    if init:
+        phase0 += (
+            f"Fine-tuned from `{init['path']}` (sha256 {init['sha256'][:12]}…; the CPU time "
+            "below is this run's alone). "
+        )
+    if config.get("forward_weight", 1.0) != 1.0:
+        phase0 += f"Forward term of the cloning loss weighted {config['forward_weight']:g}. "
     slopes = training.get("update_slopes")
     slope_text = (
         "Slope of the cloned weight update on backprop's, fresh cells (1 = the rule): "
@@ -521,7 +580,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"{phase0}Cloning: {training['steps']} BPTT steps on random streams only (no dataset), "
         f"{training['cpu_time_s'] / 60:.1f} CPU-min ({training['wall_time_s'] / 60:.1f} wall-min); "
         f"exported step {training['exported_step']} (lowest held-out cloning loss "
-        f"{training['held_out_loss_at_exported_step']:.3g}; its terms: {held_text}). "
+        f"{training['held_out_loss_at_exported_step']:.3g}; its terms, weighted as trained: "
+        f"{held_text}). "
         f"{slope_text}Plot: `clone_backprop.png`; raw per-stream bits: `clone_backprop.json`.\n\n"
         f"```bash\n{document['provenance']['command']}\n```\n"
     )
@@ -604,6 +664,7 @@ def cloning_summary(run_dir: Path, card: dict[str, Any]) -> dict[str, Any]:
         "held_out_loss_at_exported_step": -float(sum(at.values())) if at else float("nan"),
         "sha256": card["sha256"],
         "prefit": (card.get("clone") or {}).get("prefit") or {"steps": 0},
+        **({"init_from": init} if (init := (card.get("clone") or {}).get("init_from")) else {}),
     }
 
 
@@ -684,6 +745,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="phase 0 steps on 2-example streams (0: none)",
     )
+    parser.add_argument(
+        "--forward-weight",
+        type=float,
+        default=None,
+        help="weight of the forward term in the cloning loss (the others weigh 1)",
+    )
+    parser.add_argument(
+        "--init-from",
+        metavar="MSGPACK",
+        default=None,
+        help="fine-tune this deployed clone (a vsml_clone-backprop.msgpack) instead of a fresh "
+        "run with phase 0",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -700,6 +774,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise UserError(f"--learning-rate must be positive, not {config.learning_rate:g}")
     if config.prefit_steps < 0:
         raise UserError(f"--prefit-steps must be 0 or more, not {config.prefit_steps}")
+    if not config.forward_weight > 0:
+        raise UserError(f"--forward-weight must be positive, not {config.forward_weight:g}")
     return config
 
 
