@@ -1,6 +1,7 @@
 """Shared test setup: no test may write outside its tmp dirs; slow tests run on request.
 
-``python -m pytest`` is the quick default run (a few minutes on two cores);
+``python -m pytest`` is the quick default run (under 3 minutes on two cores, on one xdist
+worker per core: ``pyproject.toml``'s ``addopts``);
 ``python -m pytest --runslow`` adds the tests marked ``@pytest.mark.slow`` (end-to-end
 training and CLI runs, fresh-interpreter checks, long property and agreement checks) and the
 benchmarks under ``tests/benchmarks`` (run once as plain tests): what ``.ci/run`` runs.
@@ -24,6 +25,15 @@ def pytest_addoption(parser):
 
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Run in this process, not on xdist workers (pyproject's ``-n auto``), when timing
+    benchmarks (a parallel run would time contention) or debugging with ``--pdb``."""
+    if config.getoption("--benchmark-enable", default=False) or config.getoption("usepdb"):
+        config.option.numprocesses = 0
+        config.option.dist = "no"
 
 
 def pytest_collection_modifyitems(config, items):

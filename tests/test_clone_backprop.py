@@ -53,7 +53,8 @@ def _teacher_update(hidden, sizes, key):
     return x0, before, after
 
 
-@pytest.mark.parametrize("hidden", [None, 3])
+# The deep network covers the shallow one (its output layer); shallow alone is slow-only.
+@pytest.mark.parametrize("hidden", [pytest.param(None, marks=pytest.mark.slow), 3])
 def test_the_teacher_is_sgd_on_its_network(hidden):
     sizes = [4, *([hidden] if hidden else []), 3]
     x0, before, after = _teacher_update(hidden, sizes, jax.random.key(0))
@@ -80,7 +81,7 @@ def test_the_teacher_is_sgd_on_its_network(hidden):
         )
 
 
-@pytest.mark.parametrize("hidden", [None, 5])
+@pytest.mark.parametrize("hidden", [pytest.param(None, marks=pytest.mark.slow), 5])
 def test_the_objective_runs_the_learner_it_clones(hidden):
     """sweep + forward, fed the error the learner computes, are the learner's step exactly."""
     config = clone.clone_config(hidden)
@@ -123,8 +124,8 @@ def test_a_perfect_clone_would_score_zero_and_a_frozen_cell_does_not():
         bias = jnp.zeros(4 * s).at[:s].set(-1e4).at[2 * s : 3 * s].set(1e4)  # i, g, f, o
         frozen[name]["custom_lstm"]["linear"] = {**lstm, "b": bias}
     key = jax.random.key(3)
-    terms = jax.jit(lambda trainable: clone.clone_loss_terms(task, rule, config, trainable, key))(
-        clone.trainable_meta_params(frozen, rule)
+    terms = clone.clone_loss_terms(
+        task, rule, config, clone.trainable_meta_params(frozen, rule), key
     )
     for name in ("keep_w", "keep_b", "forward_rest", "backward_rest"):
         assert float(terms[name]) < 1e-10, name
@@ -163,7 +164,14 @@ def _exact_sweep(keep_positive: bool, keep_negative: bool):
 
 
 @pytest.mark.parametrize(
-    "positive, negative", [(True, True), (False, True), (True, False), (False, False)]
+    "positive, negative",
+    # The two mixed cases tell the signs apart; all and none are slow-only.
+    [
+        pytest.param(True, True, marks=pytest.mark.slow),
+        (False, True),
+        (True, False),
+        pytest.param(False, False, marks=pytest.mark.slow),
+    ],
 )
 def test_update_slopes_see_which_signs_of_the_input_a_clone_updates(
     monkeypatch, positive, negative

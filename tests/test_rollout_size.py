@@ -64,12 +64,13 @@ def test_huge_stream_ids_are_refused_without_allocating_them(digits):
 def test_the_limit_is_exact(digits, monkeypatch):
     params, learner, meta, spec = digits
     need = rollout_bytes(params.replace(lazy_inputs=True), learner, meta, spec, 3)
+    # Jitted (one compile, not one per op); the check runs while tracing, as for any caller.
+    run = jax.jit(lambda meta: rollout(params, learner, meta, jax.random.key(0), 3))
     monkeypatch.setattr(factory, "MAX_BYTES", need)
-    out = rollout(params, learner, meta, jax.random.key(0), 3)
-    assert out.logits.shape == (3, 5, 10)
+    assert run(meta).logits.shape == (3, 5, 10)
     monkeypatch.setattr(factory, "MAX_BYTES", need - 1)
     with pytest.raises(InvalidEnvConfig, match=f"{need} bytes"):
-        rollout(params, learner, meta, jax.random.key(0), 3)
+        jax.jit(lambda meta: rollout(params, learner, meta, jax.random.key(0), 3))(meta)
 
 
 @pytest.mark.parametrize("n_streams", [0, -1, True, 2.0, "3", None])

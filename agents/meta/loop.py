@@ -217,6 +217,10 @@ def _read_metrics(path: Path, upto_step: int) -> list[str]:
     return kept
 
 
+def _strong(x) -> jax.Array:
+    return jnp.asarray(x, jnp.result_type(x))
+
+
 def _scalar(x) -> float:
     return float(np.asarray(x))
 
@@ -312,8 +316,10 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.json", json.dumps(config_record, indent=2) + "\n")
 
-    meta_params = jax.tree.map(jnp.asarray, state["meta_params"])
-    opt_state = jax.tree.map(jnp.asarray, state["opt_state"])
+    # Strongly typed (a weakly typed leaf, e.g. ``jnp.asarray(-1.0)`` in a ``meta_init``, would
+    # come back strong from the first step and make the step compile twice).
+    meta_params = jax.tree.map(_strong, state["meta_params"])
+    opt_state = jax.tree.map(_strong, state["opt_state"])
     best = state["best"]
     start = int(state["step"])
     wall_before = float(state["wall_time_s"])
