@@ -10,6 +10,7 @@ benchmarks under ``tests/benchmarks`` (run once as plain tests): what ``.ci/run`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,18 @@ def pytest_addoption(parser):
 
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
+
+
+def pytest_configure(config):
+    """The quick run compiles with XLA's backend (LLVM) optimisation off: its tests are small
+    programs whose time is mostly compilation (3:09 -> 1:56 on two cores). ``--runslow`` and
+    ``--benchmark-enable`` keep the default level, which long tests, timings and users run at;
+    an explicit level in ``XLA_FLAGS`` wins. Runs in every xdist worker too, before any test
+    touches a JAX backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    full = config.getoption("--runslow") or config.getoption("--benchmark-enable", default=False)
+    if not full and "xla_backend_optimization_level" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
 
 
 @pytest.hookimpl(tryfirst=True)
