@@ -61,7 +61,8 @@ random errors ``δ = softmax(z) − onehot(y)``, ``z ~ N(0, σ_z²)``:
       + \\big(\\tfrac{Δc_0}{η}\\big)^2_{\\text{fwd}} + \\big(\\tfrac{Δc_{S/2}}{η}\\big)^2_{\\text{fwd}}
     \\Big]
 
-(``Δc`` over the sweep, resp. over the forward tick for the last two terms). Shallow
+(``Δc`` over the sweep, resp. over the forward tick for the last two terms; each term may be
+weighted, :func:`weighted_loss`, e.g. the first one up to sharpen the forward pass). Shallow
 (``A → C``) and deep (``A → H → C``) networks are two task groups of one :class:`Objective`; in
 the deep one the hidden layer's inputs and errors are the VSML's own messages. Half of the
 streams start from stored weights spread over ``U(-w_max, w_max)`` (and bias components ``u``
@@ -462,11 +463,9 @@ def held_out_terms(
     key: jax.Array,
     n_streams: int,
     vsml_options: dict[str, Any] | None = None,
-    weights: Mapping[str, float] | None = None,
 ) -> dict[str, jax.Array]:
     """Mean loss terms over ``n_streams`` fixed streams per task family (``key`` fixed by the
-    caller, so that the numbers compare across steps), plus their :func:`weighted_loss`
-    ``"loss"``."""
+    caller, so that the numbers compare across steps), plus their sum ``"loss"``."""
     out: dict[str, jax.Array] = {}
     for index, task in enumerate(tasks):
         config = clone_config(task.hidden, **(vsml_options or {}))
@@ -476,7 +475,7 @@ def held_out_terms(
         )
         for name, value in terms.items():
             out[name] = out.get(name, 0.0) + jnp.mean(value) / len(tasks)
-    out["loss"] = weighted_loss(out, weights)
+    out["loss"] = weighted_loss(out)
     return out
 
 

@@ -9,7 +9,9 @@ update, the network then learns by running forward. Three phases, one command:
    by BPTT and Adam on streams of random inputs and errors, for a shallow and a deep network at
    once, after ``prefit_steps`` of phase 0 on 2-example streams (a fresh run only; without it
    the cloned update ignores positive inputs, see :mod:`~vsml_bench.agents.meta.clone`). No
-   dataset is seen. The run lives in ``<out>/run`` (``metrics.jsonl``, a resumable
+   dataset is seen (``--init-from`` starts phase 1 from a deployed clone instead, with no phase
+   0: a fine-tuning run, e.g. with the forward term weighted up by ``--forward-weight``). The
+   run lives in ``<out>/run`` (``metrics.jsonl``, a resumable
    checkpoint; its ``best.msgpack`` holds the *trainable* parameters ``θ'``, not a learner's).
    The checkpoint with the lowest cloning loss on fixed held-out random streams is exported as
    ``<out>/vsml_clone-backprop.{msgpack,json}`` (the deployed ``θ``, with a model card):
