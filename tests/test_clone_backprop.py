@@ -185,11 +185,13 @@ def test_update_slopes_see_which_signs_of_the_input_a_clone_updates(
 
 def test_the_shipped_clone_applies_the_update_for_the_input_signs_its_card_implies():
     """The measurement behind phase 0 (clone module docstring): a clone made without it applies
-    most of backprop's update where x < 0 and none where x > 0; one made with it, both."""
+    most of backprop's update where x < 0 and none where x > 0; one made with it (or fine-tuned
+    from one that was), both."""
     meta_params, card = pretrained.load("clone-backprop")
     slopes = clone.update_slopes(meta_params, clone.BackpropRule(), jax.random.key(0))
     assert slopes["negative"] > 0.5
-    if ((card.get("clone") or {}).get("prefit") or {}).get("steps"):
+    record = card.get("clone") or {}
+    if (record.get("prefit") or {}).get("steps") or record.get("init_from"):
         assert slopes["positive"] > 0.5
     else:
         assert abs(slopes["positive"]) < 0.2
